@@ -1,0 +1,48 @@
+"""The ``faseg`` Typer application: global options and command registration."""
+
+from __future__ import annotations
+
+import typer
+
+from faseg_cli import __version__
+from faseg_cli.cli.console import configure_logging
+
+app = typer.Typer(
+    name="faseg",
+    help="Segment images by free-text class names with FA-Seg: fast, training-free, open-vocabulary.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"faseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
+) -> None:
+    """Global options."""
+    configure_logging(quiet)
+
+
+def _register() -> None:
+    from faseg_cli.cli import download
+
+    app.command("download")(download.download)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
