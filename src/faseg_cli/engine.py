@@ -1,0 +1,168 @@
+"""The FA-Seg engine: load a model once, segment many images (SPEC §2).
+
+``Segmenter`` is the Python API and the single code path behind every command:
+``segment``, ``attention`` and ``eval`` all call ``segment_batch``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from faseg_cli.diffusion import DiffusionModel
+from faseg_cli.errors import WeightsError
+from faseg_cli.images import load_image, model_input, resize_labels, to_rgb
+from faseg_cli.prompts import build_class_prompts, text_prompt, tokenize_prompts, validate_classes
+from faseg_cli.refine import fuse_cross, hard_refine, labels_from_scores, merge_flipped, minmax
+from faseg_cli.settings import FasegSettings
+
+log = logging.getLogger("faseg")
+
+
+@dataclass
+class AttentionMaps:
+    """One image's intermediate maps, exactly those its mask is computed from.
+
+    G is 2 with test-time flipping (original, mirrored) and 1 without; L the latent size.
+    """
+
+    cross: dict[int, torch.Tensor]
+    """r -> ``(G, K, r, r)`` class cross-attention (mean over each class's tokens)."""
+    self_: dict[int, torch.Tensor]
+    """r -> ``(G, r*r, r*r)`` self-attention, rows = queries."""
+    fused: torch.Tensor
+    """``(G, K, L, L)`` weighted cross-attention."""
+    refined: torch.Tensor
+    """``(G, K, L, L)`` after HARD, before flipping back."""
+
+
+@dataclass
+class Segmentation:
+    """The result for one image."""
+
+    classes: list[str]
+    labels: np.ndarray
+    """``(H, W)`` uint8 at the image's displayed size: 0 background, k the k-th class."""
+    scores: torch.Tensor
+    """``(K, R, R)`` float32 class scores after flipping back, at the processing resolution."""
+    prompt: str
+    maps: AttentionMaps | None = None
+
+    def fractions(self) -> dict[str, float]:
+        """Share of the image's pixels per label, background first."""
+        counts = np.bincount(self.labels.ravel(), minlength=len(self.classes) + 1) / self.labels.size
+        return {name: float(c) for name, c in zip(["background", *self.classes], counts)}
+
+
+class Segmenter:
+    """Segments images by class names with one UNet pass per batch."""
+
+    def __init__(self, model: DiffusionModel, settings: FasegSettings | None = None) -> None:
+        self.model = model
+        self.settings = settings or FasegSettings()
+
+    @classmethod
+    def load(
+        cls,
+        model: str = "diffusion",
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        settings: FasegSettings | None = None,
+    ) -> Segmenter:
+        """Resolve (download if needed) and load ``model``: a registered name, hub id or local directory."""
+        from faseg_cli.device import describe, select_device, select_dtype
+        from faseg_cli.registry import DIFFUSION
+        from faseg_cli.weights import resolve_model
+
+        torch_device = select_device(device)
+        torch_dtype = select_dtype(dtype, torch_device)
+        path = resolve_model(model, DIFFUSION)
+        log.info("Using %s on %s", model, describe(torch_device, torch_dtype))
+        return cls(DiffusionModel.load(path, torch_device, torch_dtype), settings)
+
+    def segment(
+        self, image: Image.Image | str | Path, classes: list[str], caption: str | None = None, keep_maps: bool = False
+    ) -> Segmentation:
+        """Segment one image (a PIL image or a path) into ``classes``."""
+        return self.segment_batch([image], [classes], [caption], keep_maps)[0]
+
+    def segment_batch(
+        self,
+        images: list[Image.Image | str | Path],
+        classes: list[list[str]],
+        captions: list[str | None] | None = None,
+        keep_maps: bool = False,
+    ) -> list[Segmentation]:
+        """Segment several images in one UNet pass; each has its own class list and caption.
+
+        An empty class list gives an all-background mask without running the model.
+        """
+        pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
+        classes = [validate_classes(c) for c in classes]
+        captions = list(captions) if captions is not None else [None] * len(pictures)
+        prompts = [text_prompt(c, cap) for c, cap in zip(classes, captions)]
+        results: list[Segmentation | None] = [None] * len(pictures)
+        todo = [i for i, c in enumerate(classes) if c]
+        if todo:
+            for i, seg in zip(todo, self._run([pictures[i] for i in todo], [classes[i] for i in todo],
+                                              [prompts[i] for i in todo], keep_maps)):
+                results[i] = seg
+        size = self.settings.resolution
+        for i, pic in enumerate(pictures):
+            if results[i] is None:
+                labels = np.zeros((pic.height, pic.width), dtype=np.uint8)
+                results[i] = Segmentation([], labels, torch.zeros(0, size, size), prompts[i])
+        return results
+
+    @torch.inference_mode()
+    def _run(self, pictures, classes, prompts, keep_maps) -> list[Segmentation]:
+        s, m = self.settings, self.model
+        copies = 2 if s.flip else 1
+        pixels = torch.from_numpy(np.stack([model_input(p, s.resolution) for p in pictures]))
+        if s.flip:
+            pixels = torch.stack([pixels, pixels.flip(-1)], 1).flatten(0, 1)
+        latents = m.encode_images(pixels)
+        text = m.encode_text(tokenize_prompts(m.tokenizer, prompts)).repeat_interleave(copies, 0)
+        class_prompts = [build_class_prompts(m.tokenizer, c) for c in classes]
+        num_prompts = max(cp.ids.shape[0] for cp in class_prompts)
+        ids = torch.cat([cp.ids[torch.arange(num_prompts).clamp(max=cp.ids.shape[0] - 1)] for cp in class_prompts])
+        class_embeds = m.encode_text(ids).reshape(len(pictures), num_prompts * m.prompt_length, -1)
+        weights = torch.stack([cp.token_weights(num_prompts, max(map(len, classes))) for cp in class_prompts])
+        if s.timestep:
+            latents = latents - (s.timestep / 1000) * m.unet_pass(latents, 0, text)
+        m.recorder.start(class_embeds, weights, m.prompt_length)
+        try:
+            m.unet_pass(latents, s.timestep, text)
+        finally:
+            recorded = m.recorder.stop()
+        cross_weights = s.level_weights(s.cross_weights)
+        self_weights = s.level_weights(s.self_weights)
+        self._check_resolutions(recorded.cross, cross_weights, "cross")
+        if s.refine:
+            self._check_resolutions(recorded.self_, self_weights, "self")
+        results = []
+        for i, (picture, names) in enumerate(zip(pictures, classes)):
+            rows = slice(i * copies, (i + 1) * copies)
+            cross = {r: c[rows, : len(names)] for r, c in recorded.cross.items()}
+            self_maps = {r: a[rows] for r, a in recorded.self_.items()}
+            fused = fuse_cross(cross, cross_weights, s.latent_size)
+            refined = hard_refine(self_maps, fused, self_weights, s.tau) if s.refine else minmax(fused)
+            scores = merge_flipped(refined.unsqueeze(0), s.resolution)[0].cpu()
+            labels = labels_from_scores(scores, s.threshold).numpy().astype(np.uint8)
+            maps = AttentionMaps(cross, self_maps, fused, refined) if keep_maps else None
+            results.append(Segmentation(names, resize_labels(labels, picture.size), scores, prompts[i], maps))
+        return results
+
+    @staticmethod
+    def _check_resolutions(recorded: dict[int, torch.Tensor], weights: dict[int, float], kind: str) -> None:
+        missing = [r for r, w in weights.items() if w and r not in recorded]
+        if missing:
+            raise WeightsError(
+                f"the model records {kind}-attention at {sorted(recorded)} but the weights need {sorted(weights)}"
+            )
