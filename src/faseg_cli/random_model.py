@@ -71,6 +71,9 @@ def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
     """Write a random-weight model of ``preset`` (``tiny`` or ``sd15``) to ``path``."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
     cfg = PRESETS[preset]
     path = Path(path)

@@ -35,8 +35,9 @@ def root(
 
 
 def _register() -> None:
-    from faseg_cli.cli import download
+    from faseg_cli.cli import download, segment
 
+    app.command("segment")(segment.segment)
     app.command("download")(download.download)
 
 

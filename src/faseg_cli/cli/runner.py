@@ -1,0 +1,92 @@
+"""Process inputs batch by batch with progress on stderr; one bad input never stops the rest."""
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from faseg_cli.cli.console import error, note, stderr
+from faseg_cli.errors import FasegError, InputError, UsageError
+
+Entry = TypeVar("Entry")
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def summary(self, verb: str) -> str:
+        per = f" ({self.seconds / self.done:.2f} s/image)" if self.done else ""
+        parts = [f"{verb} {self.done} image{'s' * (self.done != 1)} in {self.seconds:.1f} s{per}"]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (already done)")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return "; ".join(parts)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def run_batches(
+    entries: Sequence[Entry],
+    batch_size: int,
+    load: Callable[[Entry], object],
+    compute: Callable[[list], list],
+    emit: Callable[[Entry, object, object, float], None],
+    tally: Tally,
+    description: str,
+) -> None:
+    """For each batch: ``load`` every entry, ``compute`` results for the loaded ones, ``emit`` each.
+
+    Failures of one input (``FasegError`` from load or emit) are reported and counted;
+    a failure of ``compute`` fails its whole batch. Usage errors still stop the run.
+    """
+    console = stderr()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(description, total=len(entries))
+        for start in range(0, len(entries), batch_size):
+            loaded = []
+            for entry in entries[start : start + batch_size]:
+                try:
+                    loaded.append((entry, load(entry)))
+                except InputError as exc:
+                    _fail(tally, str(exc))
+                    progress.advance(task)
+            if not loaded:
+                continue
+            began = time.perf_counter()
+            try:
+                results = compute([item for _, item in loaded])
+            except UsageError:
+                raise
+            except FasegError as exc:
+                for _ in loaded:
+                    _fail(tally, str(exc))
+                progress.advance(task, len(loaded))
+                continue
+            share = (time.perf_counter() - began) / len(loaded)
+            for (entry, item), result in zip(loaded, results):
+                try:
+                    emit(entry, item, result, share)
+                    tally.done += 1
+                    tally.seconds += share
+                except FasegError as exc:
+                    _fail(tally, str(exc))
+                progress.advance(task)
+
+
+def _fail(tally: Tally, message: str) -> None:
+    tally.failed += 1
+    error(message)
+
+
+def report(tally: Tally, verb: str) -> None:
+    """Print the closing summary line on stderr."""
+    note(tally.summary(verb))

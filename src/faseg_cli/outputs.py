@@ -1,0 +1,132 @@
+"""Where results go and how they are written: names that never collide, atomic files.
+
+Each image gets ``<name>.png`` (palette label map), optionally ``<name>.overlay.jpg``
+and ``<name>.npz``. ``<name>`` mirrors the image's path below the folder argument it
+came from (or its stem); names that would still collide get ``-2``, ``-3``... in input
+order. Every file is written to a temporary name and renamed, so an interrupted run
+leaves no half-written result.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from faseg_cli.errors import OutputError, UsageError
+from faseg_cli.inputs import InputItem
+from faseg_cli.palette import voc_colormap
+
+SUFFIXES = {"mask": ".png", "overlay": ".overlay.jpg", "scores": ".npz"}
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """The files one input produces, by kind (``mask``, ``overlay``, ``scores``, ...)."""
+
+    files: dict[str, Path]
+
+    def done(self) -> bool:
+        return all(p.exists() for p in self.files.values())
+
+
+def plan_outputs(items: list[InputItem], output_dir: Path, kinds: list[str]) -> list[OutputPaths]:
+    """Output paths per input; refuses (``UsageError``) any plan that would overwrite an input."""
+    taken: set[str] = set()
+    plans = []
+    for item in items:
+        base = item.path.relative_to(item.root).with_suffix("") if item.root else Path(item.path.stem)
+        name, n = base, 1
+        while str(name).casefold() in taken:
+            n += 1
+            name = base.with_name(f"{base.name}-{n}")
+        taken.add(str(name).casefold())
+        plans.append(OutputPaths({k: output_dir / f"{name}{SUFFIXES[k]}" for k in kinds}))
+    inputs = {item.path.resolve() for item in items}
+    for plan in plans:
+        for path in plan.files.values():
+            if path.resolve() in inputs:
+                raise UsageError(f"refusing to overwrite input {path}: choose another --output-dir")
+    return plans
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` and check a file can be written there, or raise ``OutputError``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to output directory {folder}: {exc.strerror or exc}") from None
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def mask_image(labels: np.ndarray) -> Image.Image:
+    """A palette ("P") image of the label map with the VOC colours."""
+    mask = Image.fromarray(labels.astype(np.uint8), mode="P")
+    mask.putpalette(voc_colormap().ravel().tolist())
+    return mask
+
+
+def write_mask(path: Path, labels: np.ndarray) -> None:
+    atomic_write(path, lambda tmp: mask_image(labels).save(tmp, format="PNG"))
+
+
+def write_scores(path: Path, scores: np.ndarray, classes: list[str]) -> None:
+    """Per-class float scores ``(K, R, R)`` and the class names, as ``.npz``."""
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, scores=scores.astype(np.float32), classes=np.array(classes, dtype=str))
+
+    atomic_write(path, save)
+
+
+def overlay_image(image: Image.Image, labels: np.ndarray, classes: list[str], alpha: float = 0.5) -> Image.Image:
+    """The image blended with the label colours, with a legend of the classes present."""
+    colors = voc_colormap()
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    tinted = np.where(labels[..., None] > 0, (1 - alpha) * base + alpha * colors[labels], base)
+    out = Image.fromarray(tinted.astype(np.uint8))
+    present = [k for k in range(1, len(classes) + 1) if (labels == k).any()]
+    if not present:
+        return out
+    size = max(12, min(out.width, out.height) // 30)
+    font = ImageFont.load_default(size=size)
+    draw = ImageDraw.Draw(out)
+    pad, y = size // 3, size // 3
+    for k in present:
+        share = 100 * float((labels == k).mean())
+        text = f"{classes[k - 1]} {share:.0f}%"
+        width = draw.textlength(text, font=font)
+        draw.rectangle([pad, y, pad * 3 + size + width, y + size + pad], fill=(0, 0, 0))
+        draw.rectangle([pad * 2, y + pad // 2, pad * 2 + size, y + pad // 2 + size], fill=tuple(int(c) for c in colors[k]))
+        draw.text((pad * 3 + size, y + pad // 2), text, fill=(255, 255, 255), font=font)
+        y += size + pad * 2
+    return out
+
+
+def write_overlay(path: Path, image: Image.Image, labels: np.ndarray, classes: list[str]) -> None:
+    atomic_write(path, lambda tmp: overlay_image(image, labels, classes).save(tmp, format="JPEG", quality=90))

@@ -1,0 +1,47 @@
+"""Shared fixtures: isolated user directories, offline Hub, one tiny random model per session."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from faseg_cli.random_model import write_random_model
+from faseg_cli.settings import FasegSettings
+
+TEST_RESOLUTION = 128
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    """Never touch the user's cache or the network; run each test in its own working directory."""
+    monkeypatch.setenv("FASEG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A random-weight model in the real on-disk layout (unet/, vae/, text_encoder/, tokenizer/)."""
+    return write_random_model(tmp_path_factory.mktemp("models") / "tiny", "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from faseg_cli.diffusion import DiffusionModel
+
+    return DiffusionModel.load(tiny_model_dir, torch.device("cpu"), torch.float32)
+
+
+@pytest.fixture
+def segmenter(tiny_model):
+    from faseg_cli.engine import Segmenter
+
+    return Segmenter(tiny_model, FasegSettings(resolution=TEST_RESOLUTION))
+
+
+@pytest.fixture
+def photo():
+    """A small deterministic RGB image."""
+    rng = np.random.RandomState(0)
+    return Image.fromarray((rng.rand(48, 64, 3) * 255).astype(np.uint8))

@@ -1,0 +1,90 @@
+"""The attention recorder: it must not change the UNet, and its maps must be the true means."""
+
+import torch
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+from faseg_cli.prompts import build_class_prompts, tokenize_prompts
+from faseg_cli.recording import RecordingAttnProcessor
+
+
+def _inputs(model, copies=2):
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(copies, 4, 16, 16, generator=g)
+    text = model.encode_text(tokenize_prompts(model.tokenizer, ["a photo of dog ; dog, cat"])).repeat(copies, 1, 1)
+    prompts = build_class_prompts(model.tokenizer, ["dog", "tv monitor"])
+    class_embeds = model.encode_text(prompts.ids).reshape(1, -1, text.shape[-1])
+    return latents, text, class_embeds, prompts.token_weights(1, 2)
+
+
+@torch.no_grad()
+def test_recording_leaves_the_unet_output_unchanged(tiny_model):
+    latents, text, class_embeds, weights = _inputs(tiny_model)
+    idle = tiny_model.unet_pass(latents, 0, text)
+    tiny_model.recorder.start(class_embeds, weights.unsqueeze(0), tiny_model.prompt_length)
+    recorded = tiny_model.unet_pass(latents, 0, text)
+    tiny_model.recorder.stop()
+    tiny_model.unet.set_attn_processor(AttnProcessor2_0())
+    try:
+        stock = tiny_model.unet_pass(latents, 0, text)
+    finally:
+        tiny_model.unet.set_attn_processor(RecordingAttnProcessor(tiny_model.recorder))
+    torch.testing.assert_close(idle, stock, rtol=0, atol=0)
+    torch.testing.assert_close(recorded, stock, rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_recorded_maps_are_head_and_layer_means_of_softmax(tiny_model):
+    """Recompute softmax(QK^T / sqrt d) per layer from the layers' own inputs and average by hand."""
+    latents, text, class_embeds, weights = _inputs(tiny_model)
+    captured = []
+
+    def hook(module, args, kwargs):
+        captured.append((module, args[0], kwargs.get("encoder_hidden_states")))
+
+    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in tiny_model.unet.modules() if isinstance(m, Attention)]
+    tiny_model.recorder.start(class_embeds, weights.unsqueeze(0), tiny_model.prompt_length)
+    try:
+        tiny_model.unet_pass(latents, 0, text)
+    finally:
+        recorded = tiny_model.recorder.stop()
+        for h in handles:
+            h.remove()
+
+    def probs(module, x, context):
+        b, h = x.shape[0], module.heads
+        q = module.to_q(x).view(b, x.shape[1], h, -1).transpose(1, 2)
+        k = module.to_k(context).view(context.shape[0], context.shape[1], h, -1).transpose(1, 2)
+        return (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).softmax(-1)
+
+    self_sums, cross_sums, heads = {}, {}, {}
+    for module, x, context in captured:
+        r = int(x.shape[1] ** 0.5)
+        if context is None:
+            p = probs(module, x, x)
+            self_sums[r] = self_sums.get(r, 0) + p.sum(1)
+            heads[("s", r)] = heads.get(("s", r), 0) + module.heads
+        else:
+            p = probs(module, x, class_embeds.expand(x.shape[0], -1, -1))
+            per_class = p.sum(1) @ weights
+            cross_sums[r] = cross_sums.get(r, 0) + per_class
+            heads[("c", r)] = heads.get(("c", r), 0) + module.heads
+    assert sorted(recorded.self_) == sorted(self_sums) == [2, 4, 8, 16]
+    for r in self_sums:
+        torch.testing.assert_close(recorded.self_[r], self_sums[r] / heads[("s", r)], rtol=1e-5, atol=1e-6)
+        expected = (cross_sums[r] / heads[("c", r)]).transpose(1, 2).reshape(2, 2, r, r)
+        torch.testing.assert_close(recorded.cross[r], expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(recorded.self_[r].sum(-1), torch.ones(2, r * r), rtol=1e-5, atol=1e-5)
+
+
+def test_self_attention_in_chunks_equals_all_heads_at_once(monkeypatch, tiny_model):
+    from faseg_cli import recording
+
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 4, 64, 8, generator=g) for _ in range(3))
+    whole = recording.AttentionRecorder()
+    out_whole = whole.self_attention(q, k, v, 8**-0.5)
+    monkeypatch.setattr(recording, "SELF_CHUNK_BYTES", 1)
+    chunked = recording.AttentionRecorder()
+    out_chunked = chunked.self_attention(q, k, v, 8**-0.5)
+    torch.testing.assert_close(out_chunked, out_whole)
+    torch.testing.assert_close(chunked._sums[("self", 64)], whole._sums[("self", 64)])
