@@ -1,0 +1,127 @@
+"""The command-line contract: stdout carries results only, one-line errors, exit codes."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from faseg_cli import __version__
+from faseg_cli.cli import app
+from tests import imagefiles
+from tests.conftest import TEST_RESOLUTION
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def run(tiny_model_dir):
+    def invoke(*args, input=None, model=True):
+        extra = ["--model", str(tiny_model_dir), "--resolution", str(TEST_RESOLUTION)] if model else []
+        return runner.invoke(app, [*args, *extra], input=input)
+
+    return invoke
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"faseg {__version__}\n"
+    assert runner.invoke(app, ["--help"]).exit_code == 0
+
+
+def test_segment_writes_masks_and_prints_their_paths(run, tmp_path):
+    imagefiles.rgb(tmp_path / "a.jpg", 40, 30)
+    imagefiles.exif_rotated(tmp_path / "rot.jpg")
+    result = run("segment", "a.jpg", "rot.jpg", "--classes", "dog, person", "--overlay", "--scores")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["faseg-out/a.png", "faseg-out/rot.png"]
+    assert "Segmented 2 images" in result.stderr
+    mask = Image.open("faseg-out/a.png")
+    assert mask.mode == "P" and mask.size == (40, 30) and np.asarray(mask).max() <= 2
+    assert Image.open("faseg-out/rot.png").size == (20, 40)
+    scores = np.load("faseg-out/a.npz")
+    assert scores["scores"].shape == (2, TEST_RESOLUTION, TEST_RESOLUTION) and scores["classes"].tolist() == ["dog", "person"]
+    assert Image.open("faseg-out/a.overlay.jpg").size == (40, 30)
+
+
+def test_json_lines_and_stdin(run, tmp_path):
+    for name in ("p.png", "q.png"):
+        imagefiles.rgb(tmp_path / name)
+    result = run("segment", "-", "--classes", "cat", "--json", "-o", "out", "-b", "2", input="p.png\nq.png\n")
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["input"] for r in records] == ["p.png", "q.png"]
+    assert records[0]["outputs"] == {"mask": "out/p.png"} and records[0]["classes"] == ["cat"]
+    assert sum(records[0]["fractions"].values()) == pytest.approx(1.0) and records[0]["seconds"] > 0
+
+
+def test_bad_inputs_fail_alone_with_one_line_each(run, tmp_path):
+    imagefiles.rgb(tmp_path / "good.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("hello")
+    imagefiles.truncated_jpeg(tmp_path / "cut.jpg")
+    result = run("segment", "good.png", "empty.jpg", "text.jpg", "cut.jpg", "missing.png", "--classes", "dog")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == ["faseg-out/good.png"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4 and all(any(n in e for n in ("empty.jpg", "text.jpg", "cut.jpg", "missing.png")) for e in errors)
+    assert "Traceback" not in result.stderr and "4 failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "classes,message",
+    [("dog,,cat", "empty class name"), ("dog,Dog", "duplicate class name"), (None, "no classes given")],
+)
+def test_class_list_usage_errors(run, tmp_path, classes, message):
+    imagefiles.rgb(tmp_path / "a.png")
+    result = run("segment", "a.png", *(["--classes", classes] if classes else []))
+    assert result.exit_code == 2 and message in result.stderr and result.stdout == ""
+
+
+def test_bad_option_values_are_usage_errors(run, tmp_path):
+    imagefiles.rgb(tmp_path / "a.png")
+    for args in (["--threshold", "1.5"], ["--cross-weights", "1,2"], ["--device", "tpu"], ["--dtype", "fp16", "--device", "cpu"]):
+        result = run("segment", "a.png", "--classes", "dog", *args)
+        assert result.exit_code == 2, args
+        assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_skip_existing_resumes(run, tmp_path):
+    for name in ("a.png", "b.png"):
+        imagefiles.rgb(tmp_path / name)
+    assert run("segment", "a.png", "--classes", "dog").exit_code == 0
+    before = (tmp_path / "faseg-out" / "a.png").stat().st_mtime_ns
+    result = run("segment", "a.png", "b.png", "--classes", "dog", "--skip-existing")
+    assert result.exit_code == 0 and result.stdout.splitlines() == ["faseg-out/b.png"]
+    assert "1 skipped" in result.stderr and (tmp_path / "faseg-out" / "a.png").stat().st_mtime_ns == before
+
+
+def test_output_dir_that_cannot_be_written(run, tmp_path):
+    imagefiles.rgb(tmp_path / "a.png")
+    (tmp_path / "blocker").write_text("a file")
+    result = run("segment", "a.png", "--classes", "dog", "-o", "blocker/out")
+    assert result.exit_code == 1 and "cannot write to output directory" in result.stderr
+
+
+def test_never_overwrites_inputs(run, tmp_path):
+    imagefiles.rgb(tmp_path / "a.png")
+    result = run("segment", ".", "--classes", "dog", "-o", ".")
+    assert result.exit_code == 2 and "refusing to overwrite input" in result.stderr
+    assert Image.open(tmp_path / "a.png").mode == "RGB"
+
+
+def test_offline_without_weights_is_one_line(tmp_path):
+    imagefiles.rgb(tmp_path / "a.png")
+    result = runner.invoke(app, ["segment", "a.png", "--classes", "dog"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error:") and "faseg download" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    result = runner.invoke(app, ["download"])
+    assert result.exit_code == 1 and "HF_HUB_OFFLINE" in result.stderr
+
+
+def test_no_images_at_all(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("segment", "empty", "--classes", "dog")
+    assert result.exit_code == 2 and "no images to process" in result.stderr
