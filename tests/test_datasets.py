@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from dataset_builders import build, build_coco, write_label
+from tests.dataset_builders import build, build_coco, write_label
 from PIL import Image
 
 from faseg_cli.datasets import dataset_names, get_dataset, read_label_png

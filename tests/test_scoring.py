@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dataset_builders import build, write_label
+from tests.dataset_builders import build, write_label
 
 from faseg_cli.datasets import get_dataset
 from faseg_cli.errors import UsageError
