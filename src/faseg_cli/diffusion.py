@@ -50,11 +50,16 @@ class DiffusionModel:
             tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise WeightsError(f"cannot load the model in {path}: {str(exc).splitlines()[0]}") from None
+        return cls.from_components(unet, vae, text_encoder, tokenizer, device, dtype, Path(path))
+
+    @classmethod
+    def from_components(cls, unet, vae, text_encoder, tokenizer, device, dtype, path: Path) -> DiffusionModel:
+        """Assemble from loaded modules: drop the VAE decoder, install the recorder, move to the device."""
         del vae.decoder, vae.post_quant_conv
         recorder = AttentionRecorder()
         unet.set_attn_processor(RecordingAttnProcessor(recorder))
         for module in (unet, vae, text_encoder):
-            module.to(device).eval().requires_grad_(False)
+            module.to(device=device, dtype=dtype).eval().requires_grad_(False)
         return cls(unet, vae, text_encoder, tokenizer, recorder, device, dtype, Path(path))
 
     @property

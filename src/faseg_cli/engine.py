@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +63,11 @@ class Segmentation:
 class Segmenter:
     """Segments images by class names with one UNet pass per batch."""
 
-    def __init__(self, model: DiffusionModel, settings: FasegSettings | None = None) -> None:
+    def __init__(self, model: DiffusionModel, settings: FasegSettings | None = None, timer=None) -> None:
+        """``timer``, if given, is called as ``with timer(stage):`` around each stage (see ``timing.StageTimer``)."""
         self.model = model
         self.settings = settings or FasegSettings()
+        self._stage = timer or (lambda stage: nullcontext())
 
     @classmethod
     def load(
@@ -122,25 +125,29 @@ class Segmenter:
 
     @torch.inference_mode()
     def _run(self, pictures, classes, prompts, keep_maps) -> list[Segmentation]:
-        s, m = self.settings, self.model
+        s, m, stage = self.settings, self.model, self._stage
         copies = 2 if s.flip else 1
-        pixels = torch.from_numpy(np.stack([model_input(p, s.resolution) for p in pictures]))
-        if s.flip:
-            pixels = torch.stack([pixels, pixels.flip(-1)], 1).flatten(0, 1)
-        latents = m.encode_images(pixels)
-        text = m.encode_text(tokenize_prompts(m.tokenizer, prompts)).repeat_interleave(copies, 0)
-        class_prompts = [build_class_prompts(m.tokenizer, c) for c in classes]
-        num_prompts = max(cp.ids.shape[0] for cp in class_prompts)
-        ids = torch.cat([cp.ids[torch.arange(num_prompts).clamp(max=cp.ids.shape[0] - 1)] for cp in class_prompts])
-        class_embeds = m.encode_text(ids).reshape(len(pictures), num_prompts * m.prompt_length, -1)
-        weights = torch.stack([cp.token_weights(num_prompts, max(map(len, classes))) for cp in class_prompts])
-        if s.timestep:
-            latents = latents - (s.timestep / 1000) * m.unet_pass(latents, 0, text)
-        m.recorder.start(class_embeds, weights, m.prompt_length)
-        try:
-            m.unet_pass(latents, s.timestep, text)
-        finally:
-            recorded = m.recorder.stop()
+        with stage("preprocess"):
+            pixels = torch.from_numpy(np.stack([model_input(p, s.resolution) for p in pictures]))
+            if s.flip:
+                pixels = torch.stack([pixels, pixels.flip(-1)], 1).flatten(0, 1)
+            class_prompts = [build_class_prompts(m.tokenizer, c) for c in classes]
+            num_prompts = max(cp.ids.shape[0] for cp in class_prompts)
+            ids = torch.cat([cp.ids[torch.arange(num_prompts).clamp(max=cp.ids.shape[0] - 1)] for cp in class_prompts])
+            weights = torch.stack([cp.token_weights(num_prompts, max(map(len, classes))) for cp in class_prompts])
+        with stage("vae"):
+            latents = m.encode_images(pixels)
+        with stage("text"):
+            text = m.encode_text(tokenize_prompts(m.tokenizer, prompts)).repeat_interleave(copies, 0)
+            class_embeds = m.encode_text(ids).reshape(len(pictures), num_prompts * m.prompt_length, -1)
+        with stage("unet"):
+            if s.timestep:
+                latents = latents - (s.timestep / 1000) * m.unet_pass(latents, 0, text)
+            m.recorder.start(class_embeds, weights, m.prompt_length)
+            try:
+                m.unet_pass(latents, s.timestep, text)
+            finally:
+                recorded = m.recorder.stop()
         cross_weights = s.level_weights(s.cross_weights)
         self_weights = s.level_weights(s.self_weights)
         self._check_resolutions(recorded.cross, cross_weights, "cross")
@@ -151,12 +158,14 @@ class Segmenter:
             rows = slice(i * copies, (i + 1) * copies)
             cross = {r: c[rows, : len(names)] for r, c in recorded.cross.items()}
             self_maps = {r: a[rows] for r, a in recorded.self_.items()}
-            fused = fuse_cross(cross, cross_weights, s.latent_size)
-            refined = hard_refine(self_maps, fused, self_weights, s.tau) if s.refine else minmax(fused)
-            scores = merge_flipped(refined.unsqueeze(0), s.resolution)[0].cpu()
-            labels = labels_from_scores(scores, s.threshold).numpy().astype(np.uint8)
+            with stage("hard"):
+                fused = fuse_cross(cross, cross_weights, s.latent_size)
+                refined = hard_refine(self_maps, fused, self_weights, s.tau) if s.refine else minmax(fused)
+            with stage("ttf_labels"):
+                scores = merge_flipped(refined.unsqueeze(0), s.resolution)[0].cpu()
+                labels = resize_labels(labels_from_scores(scores, s.threshold).numpy(), picture.size)
             maps = AttentionMaps(cross, self_maps, fused, refined) if keep_maps else None
-            results.append(Segmentation(names, resize_labels(labels, picture.size), scores, prompts[i], maps))
+            results.append(Segmentation(names, labels, scores, prompts[i], maps))
         return results
 
     @staticmethod

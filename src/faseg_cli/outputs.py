@@ -1,7 +1,7 @@
 """Where results go and how they are written: names that never collide, atomic files.
 
 Each image gets ``<name>.png`` (palette label map), optionally ``<name>.overlay.jpg``
-and ``<name>.npz``. ``<name>`` mirrors the image's path below the folder argument it
+and ``<name>.npz``, or with ``faseg attention`` a folder ``<name>/``. ``<name>`` mirrors the image's path below the folder argument it
 came from (or its stem); names that would still collide get ``-2``, ``-3``... in input
 order. Every file is written to a temporary name and renamed, so an interrupted run
 leaves no half-written result.
@@ -10,6 +10,7 @@ leaves no half-written result.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from faseg_cli.errors import OutputError, UsageError
 from faseg_cli.inputs import InputItem
 from faseg_cli.palette import voc_colormap
 
-SUFFIXES = {"mask": ".png", "overlay": ".overlay.jpg", "scores": ".npz"}
+SUFFIXES = {"mask": ".png", "overlay": ".overlay.jpg", "scores": ".npz", "attention": ""}
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,20 @@ def ensure_writable(folder: Path) -> None:
         raise OutputError(f"cannot write to output directory {folder}: {exc.strerror or exc}") from None
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it), so results get the usual permissions."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
@@ -130,3 +139,31 @@ def overlay_image(image: Image.Image, labels: np.ndarray, classes: list[str], al
 
 def write_overlay(path: Path, image: Image.Image, labels: np.ndarray, classes: list[str]) -> None:
     atomic_write(path, lambda tmp: overlay_image(image, labels, classes).save(tmp, format="JPEG", quality=90))
+
+
+def write_attention(folder: Path, arrays: dict[str, np.ndarray], grids: dict[str, Image.Image]) -> None:
+    """``folder/attention.npz`` and ``folder/<grid name>.png``, written to a temporary folder and renamed."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as exc:
+        raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
+    try:
+        with open(tmp / "attention.npz", "wb") as handle:
+            np.savez(handle, **arrays)
+        for name, grid in grids.items():
+            grid.save(tmp / f"{safe_name(name)}.png", format="PNG")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as a file name on every platform (letters, digits, ``-``, ``_``, ``.`` kept)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("._")
+    return cleaned or "_"

@@ -54,8 +54,8 @@ def tiny_vocabulary() -> tuple[dict[str, int], list[str]]:
     return {tok: i for i, tok in enumerate(tokens)}, merges
 
 
-def write_tokenizer(path: Path) -> int:
-    """Write a CLIP tokenizer folder (vocab.json, merges.txt, configs); return its vocabulary size."""
+def write_tokenizer(path: Path) -> None:
+    """Write a CLIP tokenizer folder (vocab.json, merges.txt, configs) of the tiny vocabulary."""
     vocab, merges = tiny_vocabulary()
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
@@ -64,21 +64,17 @@ def write_tokenizer(path: Path) -> int:
     (path / "special_tokens_map.json").write_text(json.dumps(special), encoding="utf-8")
     config = {**special, "model_max_length": 77, "do_lower_case": True, "tokenizer_class": "CLIPTokenizer"}
     (path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-    return len(vocab)
 
 
-def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
-    """Write a random-weight model of ``preset`` (``tiny`` or ``sd15``) to ``path``."""
+def random_components(preset: str = "tiny", seed: int = 0):
+    """Random-weight ``(unet, vae, text_encoder, tokenizer)`` of ``preset`` (``tiny`` or ``sd15``), in memory."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     cfg = PRESETS[preset]
-    path = Path(path)
     torch.manual_seed(seed)
-    vocab_size = write_tokenizer(path / "tokenizer")
+    vocab, merges = tiny_vocabulary()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges], model_max_length=77)
     unet = UNet2DConditionModel(
         sample_size=64,
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
@@ -94,7 +90,7 @@ def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
     )
     text = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=max(vocab_size, 49408 if preset == "sd15" else 0),
+            vocab_size=max(len(vocab), 49408 if preset == "sd15" else 0),
             max_position_embeddings=77,
             hidden_act="quick_gelu",
             bos_token_id=0,
@@ -103,6 +99,17 @@ def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
             **cfg["text"],
         )
     )
+    return unet, vae, text, tokenizer
+
+
+def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
+    """Write a random-weight model of ``preset`` to ``path`` in the real on-disk layout."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    path = Path(path)
+    unet, vae, text, _ = random_components(preset, seed)
+    write_tokenizer(path / "tokenizer")
     unet.save_pretrained(path / "unet")
     vae.save_pretrained(path / "vae")
     text.save_pretrained(path / "text_encoder")

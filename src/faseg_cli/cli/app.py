@@ -35,9 +35,10 @@ def root(
 
 
 def _register() -> None:
-    from faseg_cli.cli import download, segment
+    from faseg_cli.cli import attention, download, segment
 
     app.command("segment")(segment.segment)
+    app.command("attention")(attention.attention)
     app.command("download")(download.download)
 
 

@@ -90,3 +90,48 @@ def _fail(tally: Tally, message: str) -> None:
 def report(tally: Tally, verb: str) -> None:
     """Print the closing summary line on stderr."""
     note(tally.summary(verb))
+
+
+def run_image_command(
+    inputs: list,
+    recursive: bool,
+    output_dir,
+    kinds: list,
+    skip_existing: bool,
+    batch_size: int,
+    prepare: Callable[[], Callable[[list], list]],
+    emit: Callable,
+    verb: str,
+) -> None:
+    """The flow every per-image command shares; ends the command with its exit code.
+
+    Expands ``inputs``, plans the output files of each (``kinds``), skips finished ones
+    with ``skip_existing``, then, only if work remains, calls ``prepare()`` (which loads
+    the models and returns the batch ``compute`` function) and processes the batches,
+    calling ``emit((item, plan), image, result, seconds)`` per image.
+    """
+    import sys
+
+    import typer
+
+    from faseg_cli.images import load_image
+    from faseg_cli.inputs import collect_inputs
+    from faseg_cli.outputs import ensure_writable, plan_outputs
+
+    found = collect_inputs(inputs, recursive, sys.stdin)
+    for message in found.notes:
+        note(message)
+    for message in found.errors:
+        error(message)
+    tally = Tally(failed=len(found.errors))
+    plans = plan_outputs(found.items, output_dir, kinds)
+    todo = [(item, plan) for item, plan in zip(found.items, plans) if not (skip_existing and plan.done())]
+    tally.skipped = len(found.items) - len(todo)
+    if not found.items and not found.errors:
+        raise UsageError("no images to process")
+    if todo:
+        ensure_writable(output_dir)
+        compute = prepare()
+        run_batches(todo, batch_size, lambda entry: load_image(entry[0].path), compute, emit, tally, f"{verb}…")
+    report(tally, verb)
+    raise typer.Exit(tally.exit_code)

@@ -1,0 +1,46 @@
+"""The arrays behind one segmentation, in the documented ``attention.npz`` layout.
+
+The arrays are the very tensors ``Segmenter`` computes the mask from, so SPEC §2
+steps 6-9 applied to them reproduce the mask (``recompute_labels`` does exactly that).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from faseg_cli.engine import Segmentation
+from faseg_cli.images import resize_labels
+from faseg_cli.refine import fuse_cross, hard_refine, labels_from_scores, merge_flipped, minmax
+from faseg_cli.settings import FasegSettings
+
+
+def attention_arrays(result: Segmentation, settings: FasegSettings) -> dict[str, np.ndarray]:
+    """``cross_{r}`` (G,K,r,r), ``self_{r}`` (G,r*r,r*r), ``fused``/``refined`` (G,K,L,L), ``scores`` (K,R,R),
+    ``labels`` (H,W), ``classes`` (K,) and ``settings`` (JSON text)."""
+    maps = result.maps
+    arrays = {f"cross_{r}": t for r, t in maps.cross.items()}
+    arrays.update({f"self_{r}": t for r, t in maps.self_.items()})
+    arrays.update(fused=maps.fused, refined=maps.refined, scores=result.scores)
+    out = {name: t.float().cpu().numpy() for name, t in arrays.items()}
+    out["labels"] = result.labels
+    out["classes"] = np.array(result.classes, dtype=str)
+    out["settings"] = np.array(json.dumps(asdict(settings)))
+    return out
+
+
+def recompute_labels(arrays, size: tuple[int, int]) -> np.ndarray:
+    """Steps 6-9 of SPEC §2 from saved arrays: fusion, HARD, flipping back, threshold; ``size`` = (w, h)."""
+    settings = FasegSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(str(arrays["settings"])).items()})
+    cross = {int(k[6:]): torch.from_numpy(arrays[k]) for k in arrays if k.startswith("cross_")}
+    self_maps = {int(k[5:]): torch.from_numpy(arrays[k]) for k in arrays if k.startswith("self_")}
+    fused = fuse_cross(cross, settings.level_weights(settings.cross_weights), settings.latent_size)
+    if settings.refine:
+        refined = hard_refine(self_maps, fused, settings.level_weights(settings.self_weights), settings.tau)
+    else:
+        refined = minmax(fused)
+    scores = merge_flipped(refined.unsqueeze(0), settings.resolution)[0]
+    return resize_labels(labels_from_scores(scores, settings.threshold).numpy(), size)
