@@ -36,13 +36,9 @@ class DiffusionModel:
     def load(cls, path: Path, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
         """Load from a directory with ``unet/``, ``vae/``, ``text_encoder/`` and ``tokenizer/``."""
         from diffusers import AutoencoderKL, UNet2DConditionModel
-        from diffusers.utils import logging as diffusers_logging
         from transformers import CLIPTextModel, CLIPTokenizer
-        from transformers.utils import logging as transformers_logging
 
-        diffusers_logging.set_verbosity_error()
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
+        _quiet_libraries()
         try:
             unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
             vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
@@ -55,11 +51,14 @@ class DiffusionModel:
     @classmethod
     def from_components(cls, unet, vae, text_encoder, tokenizer, device, dtype, path: Path) -> DiffusionModel:
         """Assemble from loaded modules: drop the VAE decoder, install the recorder, move to the device."""
+        _quiet_libraries()
         del vae.decoder, vae.post_quant_conv
         recorder = AttentionRecorder()
         unet.set_attn_processor(RecordingAttnProcessor(recorder))
         for module in (unet, vae, text_encoder):
-            module.to(device=device, dtype=dtype).eval().requires_grad_(False)
+            if next(module.parameters()).dtype != dtype:
+                module.to(dtype=dtype)
+            module.to(device).eval().requires_grad_(False)
         return cls(unet, vae, text_encoder, tokenizer, recorder, device, dtype, Path(path))
 
     @property
@@ -85,3 +84,13 @@ class DiffusionModel:
         """One UNet evaluation (velocity for rectified flow) at ``timestep`` conditioned on ``text``."""
         t = torch.full((latents.shape[0],), timestep, device=self.device)
         return self.unet(latents, t, encoder_hidden_states=text).sample
+
+
+def _quiet_libraries() -> None:
+    """Silence diffusers' and transformers' own warnings and progress bars: faseg reports for itself."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()

@@ -1,0 +1,206 @@
+"""Benchmark faseg: time per stage, peak memory and throughput; naive against factorised HARD.
+
+By default it builds the full-size Stable Diffusion 1.5 architecture (UNet, VAE,
+text encoder) with random weights from its configuration: nothing is downloaded, and
+timings do not depend on weight values. ``--model`` loads real weights instead.
+
+    python benchmarks/bench.py                         # full size, CPU or GPU auto
+    python benchmarks/bench.py --device cuda --dtype fp16 --batch-sizes 1,2,4
+    python benchmarks/bench.py --quick                 # tiny model, seconds (used by the tests)
+
+Prints a table and, with ``--output``, writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from faseg_cli.device import describe, select_device, select_dtype
+from faseg_cli.diffusion import DiffusionModel
+from faseg_cli.engine import Segmenter
+from faseg_cli.outputs import write_mask
+from faseg_cli.random_model import random_components
+from faseg_cli.refine import hard_refine, naive_propagate, propagate
+from faseg_cli.settings import FasegSettings
+from faseg_cli.timing import StageTimer
+
+BATCH_STAGES = ("preprocess", "vae", "text", "unet")
+IMAGE_STAGES = ("hard", "ttf_labels", "write")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="real weights: registered name, Hub id or directory (default: random sd15)")
+    parser.add_argument("--preset", default="sd15", choices=["sd15", "tiny"], help="random architecture")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--images", type=int, default=4, help="timed images per batch size")
+    parser.add_argument("--batch-sizes", default="1,2,4")
+    parser.add_argument("--classes", default="dog,person,car,tv monitor,sofa")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive HARD comparison")
+    parser.add_argument("--quick", action="store_true", help="tiny model, 128 px, 2 images: a smoke test")
+    parser.add_argument("--output", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.preset, args.resolution, args.images, args.batch_sizes = "tiny", 128, 2, "1,2"
+    return args
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new high-water mark (CUDA allocator, or the process RSS on Linux)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    """Peak since the last reset: GPU memory allocated by torch, else the process's peak RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30
+
+
+def build_model(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
+    if args.model:
+        from faseg_cli.registry import DIFFUSION
+        from faseg_cli.weights import resolve_model
+
+        return DiffusionModel.load(resolve_model(args.model, DIFFUSION), device, dtype)
+    unet, vae, text, tokenizer = random_components(args.preset)
+    return DiffusionModel.from_components(unet, vae, text, tokenizer, device, dtype, Path(f"random-{args.preset}"))
+
+
+def test_images(count: int) -> list[Image.Image]:
+    """Deterministic photos of VOC-like sizes."""
+    rng = np.random.RandomState(0)
+    sizes = [(500, 375), (375, 500), (500, 333), (480, 360)]
+    return [Image.fromarray((rng.rand(h, w, 3) * 255).astype(np.uint8)) for w, h in (sizes[i % 4] for i in range(count))]
+
+
+def time_batch_size(model, settings, classes, images, batch_size, folder) -> dict:
+    timer = StageTimer(model.device)
+    segmenter = Segmenter(model, settings, timer)
+    segmenter.segment_batch(images[:batch_size], [classes] * batch_size)
+    timer.seconds.clear()
+    reset_peak_memory(model.device)
+    began = time.perf_counter()
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        for i, result in enumerate(segmenter.segment_batch(batch, [classes] * len(batch))):
+            with timer("write"):
+                write_mask(folder / f"{start + i}.png", result.labels)
+    total = time.perf_counter() - began
+    per_image = {s: statistics.median(t / batch_size for t in timer.seconds[s]) for s in BATCH_STAGES}
+    per_image.update({s: statistics.median(timer.seconds[s]) for s in IMAGE_STAGES})
+    return {
+        "batch_size": batch_size,
+        "images": len(images),
+        "stage_median_s_per_image": per_image,
+        "s_per_image": total / len(images),
+        "images_per_s": len(images) / total,
+        "peak_memory_gib": peak_memory_gib(model.device),
+    }
+
+
+def compare_hard(model, settings, classes, image) -> dict:
+    """Time the factorised and the naive HARD on one image's recorded maps and check they agree.
+
+    Agreement is measured on ``lift(S_r)^tau F`` before min-max normalisation, relative to
+    its largest value: min-max amplifies rounding where a map is nearly constant.
+    """
+    maps = Segmenter(model, settings).segment(image, classes, keep_maps=True).maps
+    weights = settings.level_weights(settings.self_weights)
+    seconds, products = {}, {}
+    for name, fn in (("factorised", propagate), ("naive", naive_propagate)):
+        kept = products.setdefault(name, [])
+
+        def keep(*args, fn=fn, kept=kept):
+            kept.append(fn(*args))
+            return kept[-1]
+
+        timer = StageTimer(model.device)
+        with timer(name):
+            hard_refine(maps.self_, maps.fused, weights, settings.tau, propagate_fn=keep)
+        seconds[name] = timer.seconds[name][0]
+    difference = max(
+        float((n - f).abs().max() / n.abs().max()) for n, f in zip(products["naive"], products["factorised"])
+    )
+    return {
+        "factorised_s": seconds["factorised"],
+        "naive_s": seconds["naive"],
+        "speedup": seconds["naive"] / seconds["factorised"],
+        "max_relative_difference": difference,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    device = select_device(args.device)
+    dtype = select_dtype(args.dtype, device)
+    began = time.perf_counter()
+    model = build_model(args, device, dtype)
+    load_s = time.perf_counter() - began
+    settings = FasegSettings(resolution=args.resolution)
+    classes = args.classes.split(",")
+    report = {
+        "device": describe(device, dtype),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "model": args.model or f"random {args.preset}",
+        "resolution": args.resolution,
+        "classes": len(classes),
+        "load_s": load_s,
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+            images = test_images(max(args.images, batch_size))
+            run = time_batch_size(model, settings, classes, images, batch_size, Path(folder))
+            report["runs"].append(run)
+            print_run(run)
+    if not args.no_naive:
+        report["hard"] = compare_hard(model, settings, classes, test_images(1)[0])
+        h = report["hard"]
+        print(f"HARD: factorised {h['factorised_s'] * 1e3:.1f} ms, naive {h['naive_s'] * 1e3:.0f} ms "
+              f"({h['speedup']:.0f}x), max relative difference {h['max_relative_difference']:.1e}")
+    if args.output:
+        args.output.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def print_run(run: dict) -> None:
+    stages = " ".join(f"{k} {v * 1e3:.0f}" for k, v in run["stage_median_s_per_image"].items())
+    print(
+        f"batch {run['batch_size']}: {run['s_per_image']:.3f} s/image, {run['images_per_s']:.2f} images/s, "
+        f"peak {run['peak_memory_gib']:.2f} GiB | median ms/image: {stages}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

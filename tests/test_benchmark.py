@@ -1,0 +1,21 @@
+"""The benchmark script runs in its quick mode, so it cannot rot."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def test_quick_benchmark_reports_every_stage(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bench.json"
+    monkeypatch.setattr(sys, "argv", [str(BENCH), "--quick", "--output", str(out)])
+    runpy.run_path(str(BENCH), run_name="__main__")
+    report = json.loads(out.read_text())
+    assert [run["batch_size"] for run in report["runs"]] == [1, 2]
+    for run in report["runs"]:
+        assert set(run["stage_median_s_per_image"]) == {"preprocess", "vae", "text", "unet", "hard", "ttf_labels", "write"}
+        assert run["images_per_s"] > 0 and run["peak_memory_gib"] > 0
+    assert report["hard"]["max_relative_difference"] < 1e-4
+    assert "HARD: factorised" in capsys.readouterr().out
