@@ -125,3 +125,17 @@ def test_no_images_at_all(run, tmp_path):
     (tmp_path / "empty").mkdir()
     result = run("segment", "empty", "--classes", "dog")
     assert result.exit_code == 2 and "no images to process" in result.stderr
+
+
+def test_ctrl_c_exits_130_and_leaves_no_partial_file(run, tmp_path, monkeypatch):
+    from faseg_cli import outputs
+
+    imagefiles.rgb(tmp_path / "a.png")
+
+    def interrupted(path, labels):
+        outputs.atomic_write(path, lambda tmp: (tmp.write_bytes(b"partial"), (_ for _ in ()).throw(KeyboardInterrupt())))
+
+    monkeypatch.setattr(outputs, "write_mask", interrupted)
+    result = run("segment", "a.png", "--classes", "dog")
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert list((tmp_path / "faseg-out").iterdir()) == []

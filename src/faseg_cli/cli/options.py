@@ -1,13 +1,16 @@
-"""Options shared by every command that runs the engine, declared once.
+"""Options shared by several commands, declared once.
 
 ``@engine_options`` appends the model, device and FA-Seg settings options to a
-command's signature and hands them to the command body as one ``EngineOptions``.
+command's signature and hands them to the command body as one ``EngineOptions``;
+``@batch_options(...)`` does the same for the inputs and per-image output options
+(``BatchOptions``).
 """
 
 import functools
 import inspect
 from dataclasses import dataclass, fields
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -72,29 +75,67 @@ _FLAGS = {"flip": "--flip/--no-flip", "refine": "--refine/--no-refine"}
 _SHORT = {"model": ["-m"], "threshold": ["-t"]}
 
 
-def _parameters() -> list[inspect.Parameter]:
+def _grouped(group, target: str, parameters: list):
+    """A decorator adding ``parameters`` to a command and passing them as ``target=group(**values)``."""
+    names = [p.name for p in parameters]
+
+    def decorate(command):
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.name != target]
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            values = group(**{name: kwargs.pop(name) for name in names})
+            return command(*args, **{target: values}, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + parameters)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + parameters}
+        del wrapper.__wrapped__
+        return wrapper
+
+    return decorate
+
+
+def _option(name: str, annotation, option) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+
+
+def _engine_parameters() -> list:
     params = []
     for f in fields(EngineOptions):
         decls = [_FLAGS.get(f.name, "--" + f.name.replace("_", "-")), *_SHORT.get(f.name, [])]
         option = typer.Option(f.default, *decls, help=_HELP[f.name], rich_help_panel=_PANEL,
                               show_default=f.name != "threshold")
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=f.type))
+        params.append(_option(f.name, f.type, option))
     return params
 
 
-def engine_options(command):
-    """Add the engine options to ``command``, which receives them as ``engine: EngineOptions``."""
-    names = [f.name for f in fields(EngineOptions)]
-    signature = inspect.signature(command)
-    own = [p for p in signature.parameters.values() if p.name != "engine"]
+engine_options = _grouped(EngineOptions, "engine", _engine_parameters())
+"""Add the engine options to a command, which receives them as ``engine: EngineOptions``."""
 
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        engine = EngineOptions(**{name: kwargs.pop(name) for name in names})
-        return command(*args, engine=engine, **kwargs)
 
-    extra = _parameters()
-    wrapper.__signature__ = signature.replace(parameters=own + extra)
-    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{p.name: p.annotation for p in extra}}
-    del wrapper.__wrapped__
-    return wrapper
+@dataclass(frozen=True)
+class BatchOptions:
+    """Which images to process and how per-image results are written."""
+
+    inputs: List[str]
+    output_dir: Path
+    recursive: bool = False
+    batch_size: int = 1
+    json_lines: bool = False
+    skip_existing: bool = False
+
+
+def batch_options(output_dir: str, what: str):
+    """Add the input and output options to a command, which receives them as ``batch: BatchOptions``.
+
+    ``output_dir`` is the default folder, ``what`` says what stdout carries without --json.
+    """
+    return _grouped(BatchOptions, "batch", [
+        _option("inputs", List[str], typer.Argument(..., help="Image files, folders, glob patterns, or - to read paths from stdin.")),
+        _option("output_dir", Path, typer.Option(Path(output_dir), "--output-dir", "-o", help="Where results are written.")),
+        _option("recursive", bool, typer.Option(False, "--recursive", "-r", help="Descend into subfolders of folder inputs.")),
+        _option("batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, help="Images per model pass.")),
+        _option("json_lines", bool, typer.Option(False, "--json", help=f"One JSON object per image on stdout instead of {what}.")),
+        _option("skip_existing", bool, typer.Option(False, "--skip-existing", help="Skip images whose outputs all exist (resume).")),
+    ])

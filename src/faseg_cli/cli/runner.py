@@ -93,22 +93,19 @@ def report(tally: Tally, verb: str) -> None:
 
 
 def run_image_command(
-    inputs: list,
-    recursive: bool,
-    output_dir,
+    batch,
     kinds: list,
-    skip_existing: bool,
-    batch_size: int,
     prepare: Callable[[], Callable[[list], list]],
     emit: Callable,
     verb: str,
 ) -> None:
     """The flow every per-image command shares; ends the command with its exit code.
 
-    Expands ``inputs``, plans the output files of each (``kinds``), skips finished ones
-    with ``skip_existing``, then, only if work remains, calls ``prepare()`` (which loads
-    the models and returns the batch ``compute`` function) and processes the batches,
-    calling ``emit((item, plan), image, result, seconds)`` per image.
+    Expands ``batch.inputs`` (a ``BatchOptions``), plans the output files of each
+    (``kinds``), skips finished ones with ``--skip-existing``, then, only if work
+    remains, calls ``prepare()`` (which loads the models and returns the batch
+    ``compute`` function) and processes the batches, calling
+    ``emit((item, plan), image, result, seconds)`` per image.
     """
     import sys
 
@@ -118,20 +115,20 @@ def run_image_command(
     from faseg_cli.inputs import collect_inputs
     from faseg_cli.outputs import ensure_writable, plan_outputs
 
-    found = collect_inputs(inputs, recursive, sys.stdin)
+    found = collect_inputs(batch.inputs, batch.recursive, sys.stdin)
     for message in found.notes:
         note(message)
     for message in found.errors:
         error(message)
     tally = Tally(failed=len(found.errors))
-    plans = plan_outputs(found.items, output_dir, kinds)
-    todo = [(item, plan) for item, plan in zip(found.items, plans) if not (skip_existing and plan.done())]
+    plans = plan_outputs(found.items, batch.output_dir, kinds)
+    todo = [(item, plan) for item, plan in zip(found.items, plans) if not (batch.skip_existing and plan.done())]
     tally.skipped = len(found.items) - len(todo)
     if not found.items and not found.errors:
         raise UsageError("no images to process")
     if todo:
-        ensure_writable(output_dir)
+        ensure_writable(batch.output_dir)
         compute = prepare()
-        run_batches(todo, batch_size, lambda entry: load_image(entry[0].path), compute, emit, tally, f"{verb}…")
+        run_batches(todo, batch.batch_size, lambda entry: load_image(entry[0].path), compute, emit, tally, f"{verb}…")
     report(tally, verb)
     raise typer.Exit(tally.exit_code)

@@ -1,16 +1,14 @@
 """``faseg segment``: masks for image files, folders, patterns or paths on stdin."""
 
 import json
-from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from faseg_cli.cli.console import guarded
-from faseg_cli.cli.options import EngineOptions, engine_options
+from faseg_cli.cli.options import BatchOptions, EngineOptions, batch_options, engine_options
 from faseg_cli.errors import UsageError
 
-INPUTS_HELP = "Image files, folders, glob patterns, or - to read paths from stdin."
 CLASSES_HELP = "Comma-separated class names, e.g. dog,person."
 CAPTION_HELP = "Text prompt describing the image. Default: 'a photo of' followed by the classes."
 
@@ -38,18 +36,14 @@ def json_record(item, files: dict, result, seconds: float) -> str:
 
 
 @guarded
+@batch_options("faseg-out", "mask paths")
 @engine_options
 def segment(
-    inputs: List[str] = typer.Argument(..., help=INPUTS_HELP),
     classes: Optional[str] = typer.Option(None, "--classes", "-c", help=CLASSES_HELP),
     caption: Optional[str] = typer.Option(None, "--caption", help=CAPTION_HELP),
-    output_dir: Path = typer.Option(Path("faseg-out"), "--output-dir", "-o", help="Where results are written."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into subfolders of folder inputs."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Images per UNet pass."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.jpg (image, colours, legend)."),
     scores: bool = typer.Option(False, "--scores", help="Also write <name>.npz with the per-class score maps."),
-    json_lines: bool = typer.Option(False, "--json", help="One JSON object per image on stdout instead of paths."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip images whose outputs all exist (resume)."),
+    batch: BatchOptions = None,
     engine: EngineOptions = None,
 ) -> None:
     """Segment images into the given classes and write label masks (palette PNGs).
@@ -76,7 +70,7 @@ def segment(
             write_overlay(files["overlay"], image, result.labels, result.classes)
         if scores:
             write_scores(files["scores"], result.scores.numpy(), result.classes)
-        typer.echo(json_record(item, files, result, seconds) if json_lines else str(files["mask"]))
+        typer.echo(json_record(item, files, result, seconds) if batch.json_lines else str(files["mask"]))
 
     kinds = ["mask"] + ["overlay"] * overlay + ["scores"] * scores
-    run_image_command(inputs, recursive, output_dir, kinds, skip_existing, batch_size, prepare, emit, "Segmented")
+    run_image_command(batch, kinds, prepare, emit, "Segmented")
