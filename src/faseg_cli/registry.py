@@ -60,7 +60,48 @@ TINY_RANDOM = ModelSource(
     builder="faseg_cli.random_model:write_tiny_model",
 )
 
-MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, TINY_RANDOM)}
+BLIP = ModelSource(
+    name="blip",
+    repo_id="Salesforce/blip-image-captioning-large",
+    revision="353689b859fcf0523410b1806dace5fb46ecdf41",
+    components=(
+        Component("", required=("config.json", "preprocessor_config.json", "tokenizer_config.json", "vocab.txt")),
+    ),
+    description="BLIP-large image captioner (captions for candidate classes and text prompts)",
+)
+
+CLIP = ModelSource(
+    name="clip",
+    repo_id="openai/clip-vit-base-patch16",
+    revision="57c216476eefef5ab752ec549e440a49ae4ae5f3",
+    components=(
+        Component(
+            "",
+            required=("config.json", "preprocessor_config.json", "tokenizer_config.json", "vocab.json", "merges.txt"),
+        ),
+    ),
+    description="CLIP ViT-B/16 (TagCLIP multi-label classifier and caption-word matching)",
+)
+
+TINY_BLIP = ModelSource(
+    name="tiny-blip",
+    repo_id="faseg/tiny-blip",
+    revision="v1",
+    components=BLIP.components,
+    description="a tiny random-weight BLIP made locally for smoke tests: its captions are meaningless",
+    builder="faseg_cli.candidates.random_models:write_tiny_blip",
+)
+
+TINY_CLIP = ModelSource(
+    name="tiny-clip",
+    repo_id="faseg/tiny-clip",
+    revision="v1",
+    components=CLIP.components,
+    description="a tiny random-weight CLIP made locally for smoke tests: its labels are meaningless",
+    builder="faseg_cli.candidates.random_models:write_tiny_clip",
+)
+
+MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, TINY_RANDOM, BLIP, CLIP, TINY_BLIP, TINY_CLIP)}
 
 
 def lookup(name_or_repo: str) -> ModelSource | None:

@@ -1,0 +1,77 @@
+"""Unconditional image captions from BLIP-large (SPEC §3.1).
+
+Decoding is deterministic beam search (3 beams, 5 to 20 new tokens), the beam-search
+settings of BLIP's own captioning demo; the published FA-Seg captions do not record
+theirs. BLIP-large's artefacts ("arafed ...", "araflane ...") appear in the published
+captions too and are kept as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+
+from faseg_cli.candidates.images import rgb
+from faseg_cli.errors import WeightsError
+from faseg_cli.registry import BLIP
+from faseg_cli.weights import resolve_model
+
+log = logging.getLogger("faseg")
+
+
+class Captioner:
+    """A loaded BLIP captioning model on one device and precision."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        image_processor,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        num_beams: int = 3,
+        min_new_tokens: int = 5,
+        max_new_tokens: int = 20,
+    ):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.generate_options = {
+            "num_beams": num_beams,
+            "do_sample": False,
+            "min_new_tokens": min_new_tokens,
+            "max_new_tokens": max_new_tokens,
+        }
+
+    @classmethod
+    def load(
+        cls, model: str = "blip", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, **options
+    ) -> Captioner:
+        """Load BLIP by registry name, hub id or local directory; ``options`` go to the constructor."""
+        from transformers import AutoTokenizer, BlipForConditionalGeneration, BlipImageProcessorPil
+
+        path = resolve_model(model, BLIP)
+        try:
+            net = BlipForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            processor = BlipImageProcessorPil.from_pretrained(path)
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"cannot load BLIP from {path}: {str(exc).splitlines()[0]}") from exc
+        log.info("Loaded BLIP from %s", path)
+        return cls(net, tokenizer, processor, device, dtype, **options)
+
+    @torch.inference_mode()
+    def caption(self, images: Sequence[Image.Image], batch_size: int = 8) -> list[str]:
+        """One caption per image, in order."""
+        captions: list[str] = []
+        for start in range(0, len(images), batch_size):
+            batch = [rgb(image) for image in images[start : start + batch_size]]
+            pixels = self.image_processor(images=batch, return_tensors="pt").pixel_values
+            ids = self.model.generate(pixel_values=pixels.to(self.device, self.dtype), **self.generate_options)
+            captions += [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return captions

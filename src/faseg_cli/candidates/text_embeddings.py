@@ -1,0 +1,69 @@
+"""TagCLIP class text embeddings: a prompt-template ensemble, cached on disk.
+
+Each class embedding is the mean of the L2-normalised CLIP embeddings of the class
+name in every template, normalised again (SPEC §3.2). Computing them means
+85 text passes per class, so results are stored under
+``<cache>/text-embeddings/`` keyed by the model weights, the class list and the
+templates; a later run with the same three reads the file instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from faseg_cli.candidates.clip_encoder import ClipEncoder
+from faseg_cli.candidates.resources import templates as default_templates
+from faseg_cli.weights import cache_dir
+
+log = logging.getLogger("faseg")
+
+
+def ensemble(encoder: ClipEncoder, classes: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+    """Template-ensemble embeddings (K, E) of ``classes``, computed now."""
+    texts = [template.format(name) for name in classes for template in templates]
+    per_prompt = encoder.encode_text(texts).view(len(classes), len(templates), -1)
+    return F.normalize(per_prompt.mean(1), dim=-1)
+
+
+def cache_path(encoder: ClipEncoder, classes: Sequence[str], templates: Sequence[str]) -> Path:
+    """Where the embeddings of this model, class list and template list are cached."""
+    key = json.dumps({"model": encoder.fingerprint, "classes": list(classes), "templates": list(templates)})
+    return cache_dir() / "text-embeddings" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
+
+
+def class_embeddings(
+    encoder: ClipEncoder, classes: Sequence[str], templates: Sequence[str] | None = None
+) -> torch.Tensor:
+    """Template-ensemble embeddings (K, E) of ``classes``, from the cache when possible."""
+    templates = tuple(templates or default_templates())
+    path = cache_path(encoder, classes, templates)
+    try:
+        cached = load_file(path)["embeddings"]
+        if cached.shape[0] == len(classes):
+            return cached
+    except Exception:  # noqa: BLE001 - a missing or unreadable cache file only means "compute"
+        pass
+    log.info("Computing CLIP text embeddings for %d classes x %d templates", len(classes), len(templates))
+    embeddings = ensemble(encoder, classes, templates).contiguous()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"embeddings": embeddings}, tmp, metadata={"classes": json.dumps(list(classes))})
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("Could not cache text embeddings in %s: %s", path.parent, exc)
+    return embeddings
