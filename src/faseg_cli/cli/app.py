@@ -35,9 +35,10 @@ def root(
 
 
 def _register() -> None:
-    from faseg_cli.cli import attention, download, segment
+    from faseg_cli.cli import attention, candidates, download, segment
 
     app.command("segment")(segment.segment)
+    app.command("candidates")(candidates.candidates_command)
     app.command("attention")(attention.attention)
     app.command("download")(download.download)
 

@@ -1,45 +1,67 @@
 """``faseg attention``: dump the attention maps behind each mask, as arrays and heat maps."""
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from faseg_cli.cli.console import guarded
-from faseg_cli.cli.options import BatchOptions, EngineOptions, batch_options, engine_options
-from faseg_cli.cli.segment import CAPTION_HELP, CLASSES_HELP, json_record, parse_class_list
+from faseg_cli.cli.options import (
+    BatchOptions,
+    CandidateOptions,
+    EngineOptions,
+    batch_options,
+    candidate_options,
+    engine_options,
+)
+from faseg_cli.cli.segment import (
+    CAPTION_HELP,
+    CLASSES_HELP,
+    attach_models,
+    class_source,
+    job_loader,
+    json_record,
+    segment_jobs,
+)
 
 
 @guarded
 @batch_options("faseg-attention", "folder paths")
+@candidate_options
 @engine_options
 def attention(
     classes: Optional[str] = typer.Option(None, "--classes", "-c", help=CLASSES_HELP),
+    classes_from: Optional[Path] = typer.Option(None, "--classes-from", help="Per-image class lists (see segment)."),
     caption: Optional[str] = typer.Option(None, "--caption", help=CAPTION_HELP),
+    captions_from: Optional[Path] = typer.Option(None, "--captions-from", help="Per-image captions (see segment)."),
     batch: BatchOptions = None,
+    candidates: CandidateOptions = None,
     engine: EngineOptions = None,
 ) -> None:
     """Write the attention maps of each image: <name>/attention.npz and one heat-map grid per class.
 
     The arrays are exactly those `faseg segment` computes its mask from: cross- and
-    self-attention per resolution, fused, refined and final scores. The folder path
-    per image goes to stdout (JSON lines with --json).
+    self-attention per resolution, fused, refined and final scores. Classes and
+    captions are chosen as in `faseg segment`. The folder path per image goes to
+    stdout (JSON lines with --json).
     """
     from faseg_cli.attention_dump import attention_arrays
     from faseg_cli.cli.runner import run_image_command
     from faseg_cli.heatmaps import class_grid
     from faseg_cli.outputs import write_attention
 
-    names = parse_class_list(classes)
+    source = class_source(classes, classes_from, caption, captions_from, candidates)
     settings = engine.settings()
 
     def prepare():
         segmenter = engine.load(settings)
-        return lambda images: segmenter.segment_batch(images, [names] * len(images), [caption] * len(images), True)
+        attach_models(source, candidates, engine)
+        return segment_jobs(segmenter, source, keep_maps=True)
 
-    def emit(entry, image, result, seconds):
+    def emit(entry, job, result, seconds):
         item, plan = entry
-        grids = {f"{k + 1:02d}-{name}": class_grid(image, result, k) for k, name in enumerate(result.classes)}
+        grids = {f"{k + 1:02d}-{name}": class_grid(job.image, result, k) for k, name in enumerate(result.classes)}
         write_attention(plan.files["attention"], attention_arrays(result, settings), grids)
         typer.echo(json_record(item, plan.files, result, seconds) if batch.json_lines else str(plan.files["attention"]))
 
-    run_image_command(batch, ["attention"], prepare, emit, "Dumped")
+    raise typer.Exit(run_image_command(batch, ["attention"], prepare, emit, "Dumped", job_loader(source)))

@@ -1,9 +1,12 @@
-"""Options shared by several commands, declared once.
+"""Option groups shared by several commands, each declared once.
 
-``@engine_options`` appends the model, device and FA-Seg settings options to a
-command's signature and hands them to the command body as one ``EngineOptions``;
-``@batch_options(...)`` does the same for the inputs and per-image output options
-(``BatchOptions``).
+A group is a dataclass; its decorator appends the group's options to a command's
+signature and hands them to the command body as one object:
+
+- ``@engine_options`` -> ``engine: EngineOptions`` (model, device, FA-Seg settings);
+- ``@device_options`` -> ``devices: DeviceOptions`` (device and precision alone);
+- ``@candidate_options`` -> ``candidates: CandidateOptions`` (vocabulary and candidate models);
+- ``@batch_options(...)`` -> ``batch: BatchOptions`` (inputs and per-image outputs).
 """
 
 import functools
@@ -17,16 +20,50 @@ import typer
 from faseg_cli.settings import FasegSettings
 
 _DEFAULTS = FasegSettings()
-_PANEL = "Model and algorithm"
+
+HELP = {
+    "model": "Model: a registered name (diffusion, tiny-random), a Hub id, or a local directory.",
+    "device": "auto, cpu, cuda, cuda:N or mps. auto = CUDA, else MPS, else CPU.",
+    "dtype": "auto, fp16, bf16 or fp32. auto = fp16 on GPU, fp32 on CPU.",
+    "resolution": "Side of the square the image is resized to (a multiple of 64).",
+    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold}.",
+    "flip": "Test-time flipping (average with the mirrored image).",
+    "refine": "Self-attention refinement (HARD); --no-refine uses the fused cross-attention alone.",
+    "timestep": "Record attention at this timestep; above 0 the latent is first inverted by one Euler step.",
+    "cross_weights": "Cross-attention weights per resolution, coarse to fine (8,16,32,64 at 512 px).",
+    "self_weights": "Refinement weights per resolution, coarse to fine (8,16,32,64 at 512 px).",
+    "tau": "Power of the lifted self-attention affinity.",
+    "vocab": "Vocabulary for candidate classes: voc, context, coco, ade, coco-stuff, cityscapes, or a file.",
+    "candidate_source": "Candidates from tagclip, caption (matches of caption words) or both (their union).",
+    "caption_model": "Captioning model (BLIP): a registered name, a Hub id or a local directory.",
+    "clip_model": "CLIP model for TagCLIP and caption matching: a registered name, a Hub id or a local directory.",
+}
+_DECLS = {
+    "model": ["--model", "-m"],
+    "threshold": ["--threshold", "-t"],
+    "flip": ["--flip/--no-flip"],
+    "refine": ["--refine/--no-refine"],
+}
 
 
 @dataclass(frozen=True)
-class EngineOptions:
+class DeviceOptions:
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def resolve(self):
+        """``(torch.device, torch.dtype)`` for these choices (usage error if unavailable)."""
+        from faseg_cli.device import select_device, select_dtype
+
+        device = select_device(self.device)
+        return device, select_dtype(self.dtype, device)
+
+
+@dataclass(frozen=True)
+class EngineOptions(DeviceOptions):
     """What the user chose for loading the model and for the FA-Seg maths."""
 
     model: str = "diffusion"
-    device: str = "auto"
-    dtype: str = "auto"
     resolution: int = _DEFAULTS.resolution
     threshold: Optional[float] = None
     flip: bool = True
@@ -58,21 +95,53 @@ class EngineOptions:
         return Segmenter.load(self.model, device=self.device, dtype=self.dtype, settings=settings)
 
 
-_HELP = {
-    "model": "Model: a registered name (diffusion, tiny-random), a Hub id, or a local directory.",
-    "device": "auto, cpu, cuda, cuda:N or mps. auto = CUDA, else MPS, else CPU.",
-    "dtype": "auto, fp16, bf16 or fp32. auto = fp16 on GPU, fp32 on CPU.",
-    "resolution": "Side of the square the image is resized to (a multiple of 64).",
-    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold}.",
-    "flip": "Test-time flipping (average with the mirrored image).",
-    "refine": "Self-attention refinement (HARD); --no-refine uses the fused cross-attention alone.",
-    "timestep": "Record attention at this timestep; above 0 the latent is first inverted by one Euler step.",
-    "cross_weights": "Cross-attention weights per resolution, coarse to fine (8,16,32,64 at 512 px).",
-    "self_weights": "Refinement weights per resolution, coarse to fine (8,16,32,64 at 512 px).",
-    "tau": "Power of the lifted self-attention affinity.",
-}
-_FLAGS = {"flip": "--flip/--no-flip", "refine": "--refine/--no-refine"}
-_SHORT = {"model": ["-m"], "threshold": ["-t"]}
+@dataclass(frozen=True)
+class CandidateOptions:
+    """The vocabulary and the models that propose candidate classes."""
+
+    vocab: Optional[str] = None
+    candidate_source: str = "both"
+    caption_model: str = "blip"
+    clip_model: str = "clip"
+
+    def vocabulary(self):
+        """The chosen vocabulary, or None."""
+        from faseg_cli.vocabularies import load_vocabulary
+
+        return load_vocabulary(self.vocab) if self.vocab else None
+
+    def generator(self, devices: DeviceOptions, captions_given: bool):
+        """A ``CandidateGenerator`` (BLIP is loaded only when captions are not given)."""
+        from faseg_cli.candidates import CandidateGenerator
+
+        device, dtype = devices.resolve()
+        return CandidateGenerator.load(
+            self.vocabulary(),
+            source=self.candidate_source,
+            clip_model=self.clip_model,
+            caption_model=None if captions_given else self.caption_model,
+            device=device,
+            dtype=dtype,
+        )
+
+    def captioner(self, devices: DeviceOptions):
+        """A BLIP ``Captioner``."""
+        from faseg_cli.candidates import Captioner
+
+        device, dtype = devices.resolve()
+        return Captioner.load(self.caption_model, device, dtype)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Which images to process and how per-image results are written."""
+
+    inputs: List[str]
+    output_dir: Optional[Path] = None
+    recursive: bool = False
+    batch_size: int = 1
+    json_lines: bool = True
+    skip_existing: bool = False
 
 
 def _grouped(group, target: str, parameters: list):
@@ -96,46 +165,41 @@ def _grouped(group, target: str, parameters: list):
     return decorate
 
 
-def _option(name: str, annotation, option) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+def _param(name: str, annotation, info) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
 
 
-def _engine_parameters() -> list:
-    params = []
-    for f in fields(EngineOptions):
-        decls = [_FLAGS.get(f.name, "--" + f.name.replace("_", "-")), *_SHORT.get(f.name, [])]
-        option = typer.Option(f.default, *decls, help=_HELP[f.name], rich_help_panel=_PANEL,
-                              show_default=f.name != "threshold")
-        params.append(_option(f.name, f.type, option))
-    return params
+def _from_fields(group, panel: str) -> list:
+    """One option per dataclass field, with the field's default and the help text above."""
+    return [
+        _param(f.name, f.type, typer.Option(
+            f.default, *_DECLS.get(f.name, ["--" + f.name.replace("_", "-")]), help=HELP[f.name],
+            rich_help_panel=panel, show_default=f.name != "threshold",
+        ))
+        for f in fields(group)
+    ]
 
 
-engine_options = _grouped(EngineOptions, "engine", _engine_parameters())
-"""Add the engine options to a command, which receives them as ``engine: EngineOptions``."""
+engine_options = _grouped(EngineOptions, "engine", _from_fields(EngineOptions, "Model and algorithm"))
+device_options = _grouped(DeviceOptions, "devices", _from_fields(DeviceOptions, "Device"))
+candidate_options = _grouped(CandidateOptions, "candidates", _from_fields(CandidateOptions, "Candidate classes"))
 
 
-@dataclass(frozen=True)
-class BatchOptions:
-    """Which images to process and how per-image results are written."""
-
-    inputs: List[str]
-    output_dir: Path
-    recursive: bool = False
-    batch_size: int = 1
-    json_lines: bool = False
-    skip_existing: bool = False
-
-
-def batch_options(output_dir: str, what: str):
+def batch_options(output_dir: Optional[str], what: str):
     """Add the input and output options to a command, which receives them as ``batch: BatchOptions``.
 
-    ``output_dir`` is the default folder, ``what`` says what stdout carries without --json.
+    ``output_dir`` is the default folder (None: the command writes no files, only JSON
+    lines); ``what`` says what stdout carries without --json.
     """
-    return _grouped(BatchOptions, "batch", [
-        _option("inputs", List[str], typer.Argument(..., help="Image files, folders, glob patterns, or - to read paths from stdin.")),
-        _option("output_dir", Path, typer.Option(Path(output_dir), "--output-dir", "-o", help="Where results are written.")),
-        _option("recursive", bool, typer.Option(False, "--recursive", "-r", help="Descend into subfolders of folder inputs.")),
-        _option("batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, help="Images per model pass.")),
-        _option("json_lines", bool, typer.Option(False, "--json", help=f"One JSON object per image on stdout instead of {what}.")),
-        _option("skip_existing", bool, typer.Option(False, "--skip-existing", help="Skip images whose outputs all exist (resume).")),
-    ])
+    params = [
+        _param("inputs", List[str], typer.Argument(..., help="Image files, folders, glob patterns, or - to read paths from stdin.")),
+        _param("recursive", bool, typer.Option(False, "--recursive", "-r", help="Descend into subfolders of folder inputs.")),
+        _param("batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, help="Images per model pass.")),
+    ]
+    if output_dir is not None:
+        params += [
+            _param("output_dir", Path, typer.Option(Path(output_dir), "--output-dir", "-o", help="Where results are written.")),
+            _param("json_lines", bool, typer.Option(False, "--json", help=f"One JSON object per image on stdout instead of {what}.")),
+            _param("skip_existing", bool, typer.Option(False, "--skip-existing", help="Skip images whose outputs all exist (resume).")),
+        ]
+    return _grouped(BatchOptions, "batch", params)

@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -98,18 +99,17 @@ def run_image_command(
     prepare: Callable[[], Callable[[list], list]],
     emit: Callable,
     verb: str,
-) -> None:
-    """The flow every per-image command shares; ends the command with its exit code.
+    load: Callable | None = None,
+) -> int:
+    """The flow every per-image command shares; returns the command's exit code.
 
     Expands ``batch.inputs`` (a ``BatchOptions``), plans the output files of each
     (``kinds``), skips finished ones with ``--skip-existing``, then, only if work
     remains, calls ``prepare()`` (which loads the models and returns the batch
-    ``compute`` function) and processes the batches, calling
-    ``emit((item, plan), image, result, seconds)`` per image.
+    ``compute`` function) and processes the batches: ``load(path)`` per image (default:
+    the image itself), ``compute(loaded items)``, ``emit((item, plan), loaded, result, seconds)``.
     """
     import sys
-
-    import typer
 
     from faseg_cli.images import load_image
     from faseg_cli.inputs import collect_inputs
@@ -121,14 +121,16 @@ def run_image_command(
     for message in found.errors:
         error(message)
     tally = Tally(failed=len(found.errors))
-    plans = plan_outputs(found.items, batch.output_dir, kinds)
+    plans = plan_outputs(found.items, batch.output_dir or Path(), kinds)
     todo = [(item, plan) for item, plan in zip(found.items, plans) if not (batch.skip_existing and plan.done())]
     tally.skipped = len(found.items) - len(todo)
     if not found.items and not found.errors:
         raise UsageError("no images to process")
     if todo:
-        ensure_writable(batch.output_dir)
+        if kinds:
+            ensure_writable(batch.output_dir)
         compute = prepare()
-        run_batches(todo, batch.batch_size, lambda entry: load_image(entry[0].path), compute, emit, tally, f"{verb}…")
+        load = load or load_image
+        run_batches(todo, batch.batch_size, lambda entry: load(entry[0].path), compute, emit, tally, f"{verb}…")
     report(tally, verb)
-    raise typer.Exit(tally.exit_code)
+    return tally.exit_code

@@ -1,16 +1,24 @@
 """``faseg segment``: masks for image files, folders, patterns or paths on stdin."""
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import guarded
-from faseg_cli.cli.options import BatchOptions, EngineOptions, batch_options, engine_options
+from faseg_cli.cli.console import guarded, note
+from faseg_cli.cli.options import (
+    BatchOptions,
+    CandidateOptions,
+    EngineOptions,
+    batch_options,
+    candidate_options,
+    engine_options,
+)
 from faseg_cli.errors import UsageError
 
 CLASSES_HELP = "Comma-separated class names, e.g. dog,person."
-CAPTION_HELP = "Text prompt describing the image. Default: 'a photo of' followed by the classes."
+CAPTION_HELP = "Text prompt describing the image, or 'auto' for a BLIP caption. Default: 'a photo of' the classes."
 
 
 def parse_class_list(text: Optional[str]) -> list:
@@ -22,6 +30,36 @@ def parse_class_list(text: Optional[str]) -> list:
     return validate_classes(text.split(","))
 
 
+def class_source(classes, classes_from, caption, captions_from, candidates: CandidateOptions):
+    """The ``ClassSource`` for the class and caption options; conflicts are usage errors, found before any model loads."""
+    from faseg_cli.class_sources import ClassSource
+    from faseg_cli.per_image_files import read_captions, read_class_lists
+
+    if classes is not None and (classes_from is not None or candidates.vocab):
+        raise UsageError("--classes excludes --classes-from and --vocab")
+    if caption is not None and captions_from is not None:
+        raise UsageError("--caption excludes --captions-from")
+    vocabulary = candidates.vocabulary()
+    if classes is None and classes_from is None and vocabulary is None:
+        raise UsageError("no classes given: use --classes dog,person, --vocab coco (automatic) or --classes-from FILE")
+    return ClassSource(
+        classes=parse_class_list(classes) if classes is not None else None,
+        class_lists=read_class_lists(classes_from, vocabulary) if classes_from is not None else None,
+        caption=caption,
+        captions=read_captions(captions_from) if captions_from is not None else None,
+    )
+
+
+def attach_models(source, candidates: CandidateOptions, engine: EngineOptions) -> None:
+    """Load the candidate generator and captioner ``source`` needs (BLIP at most once)."""
+    from faseg_cli.class_sources import AUTO
+
+    if source.classes is None and source.class_lists is None:
+        source.generator = candidates.generator(engine, captions_given=source.real_captions)
+    if source.caption == AUTO and source.captions is None:
+        source.captioner = candidates.captioner(engine)
+
+
 def json_record(item, files: dict, result, seconds: float) -> str:
     """The JSON line of one processed image."""
     return json.dumps(
@@ -29,48 +67,79 @@ def json_record(item, files: dict, result, seconds: float) -> str:
             "input": str(item.path),
             "outputs": {kind: str(path) for kind, path in files.items()},
             "classes": result.classes,
+            "prompt": result.prompt,
             "fractions": result.fractions(),
             "seconds": round(seconds, 4),
         }
     )
 
 
+def segment_jobs(segmenter, source, keep_maps: bool = False):
+    """The batch function of segment-like commands: complete the prompts, then segment."""
+
+    def compute(jobs):
+        classes, captions = source.complete(jobs)
+        return segmenter.segment_batch([job.image for job in jobs], classes, captions, keep_maps)
+
+    return compute
+
+
+def job_loader(source):
+    """Per image: load it and look up its class list and caption (errors fail that image only)."""
+    from faseg_cli.images import load_image
+
+    return lambda path: source.job(path, load_image(path))
+
+
 @guarded
 @batch_options("faseg-out", "mask paths")
+@candidate_options
 @engine_options
 def segment(
     classes: Optional[str] = typer.Option(None, "--classes", "-c", help=CLASSES_HELP),
+    classes_from: Optional[Path] = typer.Option(
+        None, "--classes-from", help="Per-image class lists: `faseg candidates` JSON lines or {image_id: 'cls cls'}."
+    ),
     caption: Optional[str] = typer.Option(None, "--caption", help=CAPTION_HELP),
+    captions_from: Optional[Path] = typer.Option(
+        None, "--captions-from", help="Per-image captions: `faseg candidates` JSON lines or {image_id: 'caption'}."
+    ),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.jpg (image, colours, legend)."),
     scores: bool = typer.Option(False, "--scores", help="Also write <name>.npz with the per-class score maps."),
     batch: BatchOptions = None,
+    candidates: CandidateOptions = None,
     engine: EngineOptions = None,
 ) -> None:
-    """Segment images into the given classes and write label masks (palette PNGs).
+    """Segment images into classes and write label masks (palette PNGs).
 
-    Each mask has the input's size: 0 is background, k the k-th class of --classes.
-    Paths of written masks go to stdout (JSON lines with --json); progress and
-    errors go to stderr. Exit code 0: all done; 1: some inputs failed; 2: usage error.
+    Classes come from --classes (the same for every image), --vocab (candidates found
+    per image by BLIP + TagCLIP) or --classes-from (a file). Each mask has the input's
+    size: 0 is background, k the k-th class of the image's list. Mask paths go to
+    stdout (JSON lines with --json); progress and errors go to stderr.
+    Exit code 0: all done; 1: some inputs failed; 2: usage error.
     """
     from faseg_cli.cli.runner import run_image_command
     from faseg_cli.outputs import write_mask, write_overlay, write_scores
 
-    names = parse_class_list(classes)
+    source = class_source(classes, classes_from, caption, captions_from, candidates)
     settings = engine.settings()
 
     def prepare():
         segmenter = engine.load(settings)
-        return lambda images: segmenter.segment_batch(images, [names] * len(images), [caption] * len(images))
+        attach_models(source, candidates, engine)
+        return segment_jobs(segmenter, source)
 
-    def emit(entry, image, result, seconds):
+    def emit(entry, job, result, seconds):
         item, plan = entry
         files = plan.files
+        if not result.classes:
+            note(f"{item.path}: no classes for this image; the mask is all background")
         write_mask(files["mask"], result.labels)
         if overlay:
-            write_overlay(files["overlay"], image, result.labels, result.classes)
+            write_overlay(files["overlay"], job.image, result.labels, result.classes)
         if scores:
             write_scores(files["scores"], result.scores.numpy(), result.classes)
         typer.echo(json_record(item, files, result, seconds) if batch.json_lines else str(files["mask"]))
 
     kinds = ["mask"] + ["overlay"] * overlay + ["scores"] * scores
-    run_image_command(batch, kinds, prepare, emit, "Segmented")
+    raise typer.Exit(run_image_command(batch, kinds, prepare, emit, "Segmented", job_loader(source)))

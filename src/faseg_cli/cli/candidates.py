@@ -1,0 +1,86 @@
+"""``faseg candidates``: candidate classes (and captions) per image from a vocabulary."""
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from faseg_cli.cli.console import guarded, note
+from faseg_cli.cli.options import (
+    BatchOptions,
+    CandidateOptions,
+    DeviceOptions,
+    batch_options,
+    candidate_options,
+    device_options,
+)
+from faseg_cli.errors import UsageError
+
+
+@guarded
+@batch_options(None, "")
+@candidate_options
+@device_options
+def candidates_command(
+    captions_from: Optional[Path] = typer.Option(
+        None, "--captions-from", help="Use these captions instead of BLIP's: JSON lines or {image_id: 'caption'}."
+    ),
+    save_classes: Optional[Path] = typer.Option(
+        None, "--save-classes", help="Also write {image_id: 'cls cls'} (the format published with FA-Seg)."
+    ),
+    save_captions: Optional[Path] = typer.Option(None, "--save-captions", help="Also write {image_id: 'caption'}."),
+    batch: BatchOptions = None,
+    candidates: CandidateOptions = None,
+    devices: DeviceOptions = None,
+) -> None:
+    """Propose candidate classes for each image from a vocabulary (--vocab is required).
+
+    Prints one JSON object per image on stdout: image, caption, candidates (in the
+    vocabulary's spelling and order), the TagCLIP labels, the caption matches and
+    every class's TagCLIP score. The output can be fed back with
+    `faseg segment --classes-from` and `--captions-from`.
+    """
+    from faseg_cli.candidates import save_class_lists
+    from faseg_cli.cli.runner import run_image_command
+    from faseg_cli.images import load_image
+    from faseg_cli.outputs import atomic_write
+    from faseg_cli.per_image_files import read_captions
+
+    if not candidates.vocab:
+        raise UsageError("--vocab is required, e.g. --vocab coco")
+    candidates.vocabulary()
+    captions = read_captions(captions_from) if captions_from is not None else None
+    found_classes, found_captions = {}, {}
+
+    def load(path):
+        return load_image(path), captions.get(path) if captions is not None else None
+
+    def prepare():
+        generator = candidates.generator(devices, captions_given=captions is not None)
+        return lambda items: generator.generate([image for image, _ in items], [c for _, c in items] if captions else None)
+
+    def emit(entry, loaded, found, seconds):
+        path = entry[0].path
+        record = {
+            "image": str(path),
+            "caption": found.caption,
+            "candidates": list(found.candidates),
+            "tagclip": list(found.tagclip),
+            "caption_matches": list(found.caption_matches),
+            "scores": {name: round(score, 5) for name, score in found.scores.items()},
+            "seconds": round(seconds, 4),
+        }
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        found_classes[path.stem] = found.candidates
+        found_captions[path.stem] = found.caption
+
+    code = run_image_command(batch, [], prepare, emit, "Proposed", load)
+    if save_classes is not None:
+        atomic_write(save_classes, lambda tmp: save_class_lists(tmp, found_classes))
+        note(f"Wrote {len(found_classes)} class lists to {save_classes}")
+    if save_captions is not None and any(found_captions.values()):
+        text = json.dumps(found_captions, ensure_ascii=False)
+        atomic_write(save_captions, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        note(f"Wrote {len(found_captions)} captions to {save_captions}")
+    raise typer.Exit(code)
