@@ -35,9 +35,10 @@ def root(
 
 
 def _register() -> None:
-    from faseg_cli.cli import download, segment
+    from faseg_cli.cli import download, evaluate, segment
 
     app.command("segment")(segment.segment)
+    app.command("eval")(evaluate.evaluate)
     app.command("download")(download.download)
 
 
