@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from tests.dataset_builders import build, build_coco, write_label
 from PIL import Image
 
-from faseg_cli.datasets import dataset_names, get_dataset, read_label_png
+from faseg_cli.datasets import Dataset, dataset_names, get_dataset, read_label_png
 from faseg_cli.errors import InputError, UsageError
 from faseg_cli.metrics import IGNORE, INVALID
 
@@ -277,3 +278,12 @@ def test_classes_present_round_trips_through_prediction_to_metric(tmp_path):
         np.testing.assert_array_equal(metric[valid], label[valid])
         assert names == sorted(set(names), key=dataset.prompt_names.index)
         assert len(names) == len(np.unique(built.raw_labels[sample.id][label != IGNORE])) - 1
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_metric_to_stored_inverts_stored_mask_to_metric(name):
+    dataset = Dataset(get_dataset(name), Path("."), [])
+    metric = np.array([[*range(dataset.num_classes), INVALID]])
+    stored = dataset.metric_to_stored(metric)
+    assert stored.dtype == np.uint8
+    np.testing.assert_array_equal(dataset.stored_mask_to_metric(stored), metric)

@@ -4,7 +4,7 @@ import pytest
 
 from faseg_cli.errors import WeightsError
 from faseg_cli.registry import DIFFUSION, MODELS, TINY_RANDOM, lookup
-from faseg_cli.weights import cache_dir, missing_files, resolve_model, select_files
+from faseg_cli.weights import cache_dir, missing_files, model_revision, resolve_model, select_files
 
 
 def test_registry_pins_the_diffusion_revision():
@@ -58,3 +58,11 @@ def test_generated_model_is_built_once_into_the_cache():
     path = resolve_model("tiny-random", DIFFUSION)
     assert path.is_relative_to(cache_dir()) and not missing_files(path, TINY_RANDOM.components)
     assert resolve_model("tiny-random", DIFFUSION) == path
+
+
+def test_model_revision_for_reports(tmp_path):
+    snapshot = tmp_path / "hub" / "models--a--b" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    assert model_revision("a/b", snapshot) == "0123abc"
+    assert model_revision(str(tmp_path), tmp_path) is None
+    assert model_revision("tiny-random", tmp_path / "generated" / "tiny-random-v1") == "v1"

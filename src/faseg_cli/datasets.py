@@ -71,6 +71,8 @@ class DatasetSpec:
     threshold: float
     layout: Layout
     hint: str
+    palette: bool = False
+    """Whether the ground-truth PNGs are palette images (VOC colours); saved masks follow suit."""
 
     @property
     def prompt_names(self) -> tuple[str, ...]:
@@ -157,6 +159,19 @@ class Dataset:
         metric = self._raw_to_metric(raw)
         metric[metric == IGNORE] = INVALID
         return metric
+
+    def metric_to_stored(self, metric: np.ndarray) -> np.ndarray:
+        """Metric indices as uint8 values in this dataset's ground-truth convention.
+
+        The inverse of :meth:`stored_mask_to_metric`, so saved predictions score the
+        same when read back. ``INVALID`` becomes a value that names no class: 0 where
+        0 is ignored, else ``IGNORE``.
+        """
+        metric = np.asarray(metric, dtype=np.int64)
+        reduce = int(self.spec.reduce_zero_label)
+        stored = metric + reduce
+        stored[(metric < 0) | (metric >= self.num_classes)] = 0 if reduce else IGNORE
+        return stored.astype(np.uint8)
 
     def classes_present(self, label: np.ndarray) -> list[str]:
         """Prompt names of the classes in a metric-index label, background and ignore excluded."""
@@ -329,8 +344,8 @@ def _coco_layout(labels: tuple[tuple[str, str], ...]) -> Layout:
 _SPECS = {
     spec.name: spec
     for spec in (
-        DatasetSpec("voc", "PASCAL VOC 2012 val", "voc", True, False, 0.55, _VOC, _VOC_HINT),
-        DatasetSpec("voc20", "PASCAL VOC 2012 val", "voc", False, True, 0.55, _VOC, _VOC_HINT),
+        DatasetSpec("voc", "PASCAL VOC 2012 val", "voc", True, False, 0.55, _VOC, _VOC_HINT, palette=True),
+        DatasetSpec("voc20", "PASCAL VOC 2012 val", "voc", False, True, 0.55, _VOC, _VOC_HINT, palette=True),
         DatasetSpec("context", "PASCAL Context val", "context", True, False, 0.5, _CONTEXT, _CONTEXT_HINT),
         DatasetSpec("context59", "PASCAL Context val", "context", False, True, 0.55, _CONTEXT, _CONTEXT_HINT),
         DatasetSpec(

@@ -108,6 +108,20 @@ def resolve_model(model: str, default: ModelSource) -> Path:
     return _cached(source) or _download(source)
 
 
+def model_revision(model: str, path: Path) -> str | None:
+    """The revision behind a model resolved to ``path``, for reports.
+
+    A Hub snapshot's commit, a registered or generated model's pinned revision, or
+    None for a local directory.
+    """
+    if path.parent.name == "snapshots":
+        return path.name
+    if Path(model).expanduser().is_dir():
+        return None
+    source = lookup(_parse(model)[0])
+    return source.revision if source else None
+
+
 def _check_layout(path: Path, source: ModelSource, shown: str) -> None:
     missing = missing_files(path, source.components)
     if missing:

@@ -1,0 +1,177 @@
+"""``faseg eval``: mIoU of FA-Seg, or of saved masks, on a local dataset split."""
+
+import json
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from faseg_cli.cli.console import configure_logging, error, guarded, note, stderr
+from faseg_cli.cli.options import EngineOptions, engine_options
+from faseg_cli.errors import UsageError
+
+DATASETS = "voc, voc20, context, context59, coco-object, coco-stuff, ade or cityscapes"
+
+
+@guarded
+@engine_options
+def evaluate(
+    dataset: str = typer.Argument(..., help=f"Dataset setting: {DATASETS}."),
+    root: Path = typer.Argument(..., help="The dataset's folder or a parent of it (see docs/datasets.md)."),
+    candidates: Optional[str] = typer.Option(
+        None, "--candidates", help="Class list per image: gt (classes in the ground truth; default), auto or FILE."
+    ),
+    captions: Optional[str] = typer.Option(
+        None, "--captions", help="Caption per image: none ('a photo of <classes>'; default), auto or FILE."
+    ),
+    thresholds: Optional[str] = typer.Option(
+        None, "--thresholds", help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55."
+    ),
+    predictions: Optional[Path] = typer.Option(
+        None, "--predictions", help="Score the masks <id>.png in this folder (dataset label values); no model."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N samples of the split."),
+    save_masks: Optional[Path] = typer.Option(
+        None, "--save-masks", help="Write each prediction as <id>.png in the dataset's label values."
+    ),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the results JSON here."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that wrote --output."),
+    json_output: bool = typer.Option(False, "--json", help="Print the results JSON on stdout instead of the summary."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Images per UNet pass."),
+    engine: EngineOptions = None,
+) -> None:
+    """Evaluate on a dataset split: per-class IoU, mIoU and pixel accuracy (paper protocol).
+
+    One confusion matrix over the split; 255 ignored; predictions resized to the
+    labels' size with nearest. The default threshold is the dataset's. Runs unchanged
+    under torchrun or accelerate launch (each process takes a shard). stdout: one
+    summary line per threshold, or the results JSON with --json; the per-class table
+    goes to stderr. Exit code 0: done; 1: some images failed (not scored); 2: usage error.
+    """
+    from faseg_cli.datasets import get_dataset
+    from faseg_cli.distributed import Workers
+
+    workers = Workers.from_env()
+    if not workers.primary:
+        configure_logging(quiet=True)
+    data = get_dataset(dataset).open(root)
+    if predictions is not None:
+        given = {"--thresholds": thresholds, "--threshold": engine.threshold, "--candidates": candidates,
+                 "--captions": captions, "--save-masks": save_masks, "--resume": resume or None}
+        for flag, value in given.items():
+            if value is not None:
+                raise UsageError(f"{flag} does not apply to --predictions, which scores saved masks")
+        from faseg_cli.evaluation import evaluate_saved_masks
+
+        result = evaluate_saved_masks(data, predictions, limit)
+        if workers.primary:
+            for message in result.errors:
+                error(message)
+    else:
+        result = _run_model(data, engine, workers, candidates, captions, thresholds, limit, save_masks, output,
+                            resume, batch_size)
+    if workers.primary:
+        _report(result, output, json_output)
+    raise typer.Exit(1 if result.failed else 0)
+
+
+def _run_model(data, engine, workers, candidates, captions, thresholds, limit, save_masks, output, resume, batch_size):
+    from faseg_cli.eval_sources import caption_source, class_source
+    from faseg_cli.eval_state import state_path
+    from faseg_cli.evaluation import evaluate, parse_thresholds
+    from faseg_cli.outputs import ensure_writable
+
+    if thresholds is not None and engine.threshold is not None:
+        raise UsageError("--threshold and --thresholds: give one of them")
+    if resume and output is None:
+        raise UsageError("--resume needs --output: the state of a run is kept beside its results file")
+    settings = engine.settings(default_threshold=data.threshold)
+    sweep = parse_thresholds(thresholds) if thresholds is not None else (settings.threshold,)
+    classes = class_source(candidates or "gt", data)
+    caption = caption_source(captions or "none", data)
+    for folder in [output.parent if output else None, save_masks]:
+        if folder is not None:
+            ensure_writable(folder)
+    state_file = state_path(output, workers.rank, workers.world_size) if output else None
+    if resume and not state_file.is_file():
+        note(f"nothing to resume in {state_file}: starting from the beginning")
+    segmenter = replace(engine, device=workers.device(engine.device)).load(settings)
+    with workers.connected(segmenter.model.device), _progress(workers.primary) as progress:
+        return evaluate(
+            data, segmenter, classes, caption, thresholds=sweep, batch_size=batch_size, limit=limit,
+            masks_dir=save_masks, state_file=state_file, resume=resume, workers=workers,
+            on_progress=progress, model_name=engine.model,
+        )
+
+
+@contextmanager
+def _progress(show: bool):
+    """A progress callback: a bar with the running mIoU on a terminal, and one error line per failed image."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    console = stderr()
+    columns = (TextColumn("Evaluating"), BarColumn(), MofNCompleteColumn(), TextColumn("mIoU {task.fields[miou]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not (show and console.is_terminal)) as bar:
+        task = bar.add_task("", total=None, miou="-")
+
+        def update(event) -> None:
+            for message in event.errors:
+                error(message)
+            bar.update(task, total=event.total, completed=event.done + event.failed, miou=_percent(event.miou))
+
+        yield update
+
+
+def _report(result, output: Optional[Path], json_output: bool) -> None:
+    from faseg_cli.outputs import atomic_write
+
+    data = result.to_dict()
+    for table in _tables(data):
+        stderr().print(table)
+    if output is not None:
+        text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+        atomic_write(output, lambda tmp: tmp.write_text(text, "utf-8"))
+    images = f"{result.images} image{'s' * (result.images != 1)}"
+    per_image = f", {result.seconds / result.images:.2f} s/image" if result.images and result.seconds else ""
+    failed = f"; {result.failed} failed (not scored)" if result.failed else ""
+    note(f"Evaluated {images} of {data['split']}{per_image}{failed}")
+    if json_output:
+        typer.echo(json.dumps(data, allow_nan=False))
+        return
+    for entry in data["per_threshold"]:
+        how = "predictions" if entry["threshold"] is None else f"threshold {entry['threshold']:g}"
+        typer.echo(f"{data['dataset']} mIoU {_percent(entry['miou'])} ({how}, {images})")
+
+
+def _tables(data: dict) -> list:
+    """IoU per class at the best threshold; with several thresholds, mIoU and accuracy per threshold."""
+    from rich.table import Table
+
+    entries = data["per_threshold"]
+    best = next(e for e in entries if e["threshold"] == data["best_threshold"])
+    at = "" if best["threshold"] is None else f" at threshold {best['threshold']:g}"
+    classes = Table(title=f"{data['split']}: IoU per class (%){at}")
+    classes.add_column("class", no_wrap=True)
+    classes.add_column("IoU", justify="right")
+    for name, value in best["iou"].items():
+        classes.add_row(name, _percent(value))
+    classes.add_section()
+    classes.add_row("mIoU", _percent(best["miou"]))
+    classes.add_row("pixel accuracy", _percent(best["pixel_accuracy"]))
+    if len(entries) == 1:
+        return [classes]
+    sweep = Table(title="By threshold (%)")
+    for head in ("threshold", "mIoU", "pixel accuracy"):
+        sweep.add_column(head, justify="right")
+    for entry in entries:
+        mark = " *" if entry is best else ""
+        sweep.add_row(f"{entry['threshold']:g}{mark}", _percent(entry["miou"]), _percent(entry["pixel_accuracy"]))
+    return [classes, sweep]
+
+
+def _percent(value: Optional[float]) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"

@@ -1,0 +1,112 @@
+"""The evaluation runner as a Python API: thresholds, agreement with the engine, resume, sources."""
+
+import json
+
+import pytest
+
+from faseg_cli.datasets import get_dataset
+from faseg_cli.distributed import Workers
+from faseg_cli.errors import UsageError
+from faseg_cli.eval_sources import NO_CAPTIONS, caption_source, class_source, ground_truth_classes
+from faseg_cli.evaluation import evaluate, parse_thresholds
+from faseg_cli.images import load_image
+from faseg_cli.metrics import ConfusionMatrix
+from tests.dataset_builders import build
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("0.4:0.65:0.05", (0.4, 0.45, 0.5, 0.55, 0.6, 0.65)),
+        ("0.6,0.5, 0.55,0.5", (0.5, 0.55, 0.6)),
+        ("0.3:0.3:0.1", (0.3,)),
+        ("0:1:0.25", (0.0, 0.25, 0.5, 0.75, 1.0)),
+    ],
+)
+def test_parse_thresholds(text, expected):
+    assert parse_thresholds(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "high", "0.5:0.4:0.05", "0.4:0.5:0", "0.4:0.5", "1.2", "-0.1,0.5", "0:1:0.001"])
+def test_bad_thresholds_are_usage_errors(text):
+    with pytest.raises(UsageError, match="--thresholds"):
+        parse_thresholds(text)
+
+
+@pytest.fixture
+def voc(tmp_path):
+    build("voc", tmp_path / "data")
+    return get_dataset("voc").open(tmp_path / "data")
+
+
+def test_every_threshold_scores_what_the_engine_would_mask(segmenter, voc):
+    """One forward pass per image; each threshold's matrix equals scoring the engine's own masks."""
+    low, high = 0.3, 0.7
+    result = evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(low, 0.55, high))
+    for threshold, matrix in zip(result.thresholds, result.matrices):
+        engine = type(segmenter)(segmenter.model, segmenter.settings.with_(threshold=threshold))
+        expected = ConfusionMatrix(voc.num_classes)
+        for sample in voc.samples():
+            label = voc.load_label(sample)
+            names = voc.classes_present(label)
+            mask = engine.segment(load_image(sample.image_path), names).labels
+            expected.update(voc.prediction_to_metric(mask, names), label)
+        assert matrix == expected
+    assert result.images == 3 and result.failed == 0 and result.thresholds == (low, 0.55, high)
+    default = evaluate(voc, segmenter, ground_truth_classes(voc))
+    assert default.thresholds == (segmenter.settings.threshold,) and default.matrices == result.matrices[1:2]
+
+
+def _without_timing(evaluation):
+    data = evaluation.to_dict()
+    data.pop("timing")
+    return data
+
+
+def test_interrupted_run_resumes_to_the_same_result(segmenter, voc, tmp_path):
+    full = evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(0.5, 0.6))
+    state = tmp_path / "state.json"
+
+    def interrupt_after_one(progress):
+        if progress.done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(0.5, 0.6), state_file=state,
+                 on_progress=interrupt_after_one)
+    assert json.loads(state.read_text())["finished"] == [voc.samples()[0].id]
+    seen = []
+    resumed = evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(0.5, 0.6), state_file=state,
+                       resume=True, on_progress=seen.append)
+    assert [p.done for p in seen] == [1, 2, 3] and all(p.total == 3 for p in seen)
+    assert _without_timing(resumed) == _without_timing(full)
+    assert not state.exists()
+
+
+def test_resume_refuses_another_runs_state(segmenter, voc, tmp_path):
+    state = tmp_path / "state.json"
+    evaluate(voc, segmenter, ground_truth_classes(voc), limit=1, state_file=state)
+    assert state.exists()  # images beyond --limit remain
+    with pytest.raises(UsageError, match="different thresholds; run without --resume"):
+        evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(0.4,), state_file=state, resume=True)
+    state.write_text("{not json")
+    with pytest.raises(UsageError, match="not a faseg evaluation state"):
+        evaluate(voc, segmenter, ground_truth_classes(voc), state_file=state, resume=True)
+
+
+def test_sources(voc):
+    assert class_source("gt", voc).name == "gt" and caption_source("none", voc) is NO_CAPTIONS
+    for spec in ("auto", "lists.json"):
+        with pytest.raises(UsageError, match="not available yet"):
+            class_source(spec, voc)
+        with pytest.raises(UsageError, match="not available yet"):
+            caption_source(spec, voc)
+
+
+def test_launcher_variables_give_each_process_a_strided_shard():
+    assert Workers.from_env({}).shard(range(5)) == [0, 1, 2, 3, 4]
+    second = Workers.from_env({"RANK": "1", "WORLD_SIZE": "3", "LOCAL_RANK": "1"})
+    assert second.shard(range(7)) == [1, 4] and not second.primary and second.device("cpu") == "cpu"
+    for env in ({"RANK": "x"}, {"RANK": "2", "WORLD_SIZE": "2"}):
+        with pytest.raises(UsageError):
+            Workers.from_env(env)
