@@ -7,7 +7,7 @@ import pytest
 from faseg_cli.datasets import get_dataset
 from faseg_cli.distributed import Workers
 from faseg_cli.errors import UsageError
-from faseg_cli.eval_sources import NO_CAPTIONS, caption_source, class_source, ground_truth_classes
+from faseg_cli.eval_sources import prompt_source
 from faseg_cli.evaluation import evaluate, parse_thresholds
 from faseg_cli.images import load_image
 from faseg_cli.metrics import ConfusionMatrix
@@ -42,7 +42,7 @@ def voc(tmp_path):
 def test_every_threshold_scores_what_the_engine_would_mask(segmenter, voc):
     """One forward pass per image; each threshold's matrix equals scoring the engine's own masks."""
     low, high = 0.3, 0.7
-    result = evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(low, 0.55, high))
+    result = evaluate(voc, segmenter, prompt_source("gt", "none", voc), thresholds=(low, 0.55, high))
     for threshold, matrix in zip(result.thresholds, result.matrices):
         engine = type(segmenter)(segmenter.model, segmenter.settings.with_(threshold=threshold))
         expected = ConfusionMatrix(voc.num_classes)
@@ -53,7 +53,7 @@ def test_every_threshold_scores_what_the_engine_would_mask(segmenter, voc):
             expected.update(voc.prediction_to_metric(mask, names), label)
         assert matrix == expected
     assert result.images == 3 and result.failed == 0 and result.thresholds == (low, 0.55, high)
-    default = evaluate(voc, segmenter, ground_truth_classes(voc))
+    default = evaluate(voc, segmenter, prompt_source("gt", "none", voc))
     assert default.thresholds == (segmenter.settings.threshold,) and default.matrices == result.matrices[1:2]
 
 
@@ -64,7 +64,7 @@ def _without_timing(evaluation):
 
 
 def test_interrupted_run_resumes_to_the_same_result(segmenter, voc, tmp_path):
-    full = evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(0.5, 0.6))
+    full = evaluate(voc, segmenter, prompt_source("gt", "none", voc), thresholds=(0.5, 0.6))
     state = tmp_path / "state.json"
 
     def interrupt_after_one(progress):
@@ -72,11 +72,11 @@ def test_interrupted_run_resumes_to_the_same_result(segmenter, voc, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(0.5, 0.6), state_file=state,
+        evaluate(voc, segmenter, prompt_source("gt", "none", voc), thresholds=(0.5, 0.6), state_file=state,
                  on_progress=interrupt_after_one)
     assert json.loads(state.read_text())["finished"] == [voc.samples()[0].id]
     seen = []
-    resumed = evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(0.5, 0.6), state_file=state,
+    resumed = evaluate(voc, segmenter, prompt_source("gt", "none", voc), thresholds=(0.5, 0.6), state_file=state,
                        resume=True, on_progress=seen.append)
     assert [p.done for p in seen] == [1, 2, 3] and all(p.total == 3 for p in seen)
     assert _without_timing(resumed) == _without_timing(full)
@@ -85,22 +85,34 @@ def test_interrupted_run_resumes_to_the_same_result(segmenter, voc, tmp_path):
 
 def test_resume_refuses_another_runs_state(segmenter, voc, tmp_path):
     state = tmp_path / "state.json"
-    evaluate(voc, segmenter, ground_truth_classes(voc), limit=1, state_file=state)
+    evaluate(voc, segmenter, prompt_source("gt", "none", voc), limit=1, state_file=state)
     assert state.exists()  # images beyond --limit remain
     with pytest.raises(UsageError, match="different thresholds; run without --resume"):
-        evaluate(voc, segmenter, ground_truth_classes(voc), thresholds=(0.4,), state_file=state, resume=True)
+        evaluate(voc, segmenter, prompt_source("gt", "none", voc), thresholds=(0.4,), state_file=state, resume=True)
     state.write_text("{not json")
     with pytest.raises(UsageError, match="not a faseg evaluation state"):
-        evaluate(voc, segmenter, ground_truth_classes(voc), state_file=state, resume=True)
+        evaluate(voc, segmenter, prompt_source("gt", "none", voc), state_file=state, resume=True)
 
 
-def test_sources(voc):
-    assert class_source("gt", voc).name == "gt" and caption_source("none", voc) is NO_CAPTIONS
-    for spec in ("auto", "lists.json"):
-        with pytest.raises(UsageError, match="not available yet"):
-            class_source(spec, voc)
-        with pytest.raises(UsageError, match="not available yet"):
-            caption_source(spec, voc)
+def test_sources(voc, tmp_path):
+    from faseg_cli.errors import InputError
+    from faseg_cli.eval_sources import Item
+
+    items = [Item(s, load_image(s.image_path), voc.load_label(s)) for s in voc.samples()]
+    gt = prompt_source("gt", "none", voc)
+    assert (gt.classes_name, gt.captions_name) == ("gt", "none")
+    assert gt(items) == ([voc.classes_present(i.label) for i in items], [None] * len(items))
+    ids = [s.id for s in voc.samples()]
+    (tmp_path / "lists.json").write_text(json.dumps({i: "dining table tvmonitor person" for i in ids}))
+    (tmp_path / "captions.json").write_text(json.dumps({i: f"caption of {i}" for i in ids}))
+    files = prompt_source(str(tmp_path / "lists.json"), str(tmp_path / "captions.json"), voc)
+    classes, captions = files(items)
+    assert classes == [["dining table", "tv monitor", "person"]] * len(items)
+    assert captions == [f"caption of {i}" for i in ids] and files.classes_name.startswith("file:")
+    (tmp_path / "lists.json").write_text(json.dumps({ids[0]: "dog"}))
+    with pytest.raises(InputError, match="no entry"):
+        prompt_source(str(tmp_path / "lists.json"), "none", voc)(items)
+    assert prompt_source("auto", "auto", voc).generates_classes
 
 
 def test_launcher_variables_give_each_process_a_strided_shard():

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from faseg_cli.errors import WeightsError
+from faseg_cli.quiet import quiet_libraries
 from faseg_cli.recording import AttentionRecorder, RecordingAttnProcessor
 
 log = logging.getLogger("faseg")
@@ -38,7 +39,7 @@ class DiffusionModel:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        _quiet_libraries()
+        quiet_libraries()
         try:
             unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
             vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
@@ -51,7 +52,7 @@ class DiffusionModel:
     @classmethod
     def from_components(cls, unet, vae, text_encoder, tokenizer, device, dtype, path: Path) -> DiffusionModel:
         """Assemble from loaded modules: drop the VAE decoder, install the recorder, move to the device."""
-        _quiet_libraries()
+        quiet_libraries()
         del vae.decoder, vae.post_quant_conv
         recorder = AttentionRecorder()
         unet.set_attn_processor(RecordingAttnProcessor(recorder))
@@ -85,12 +86,3 @@ class DiffusionModel:
         t = torch.full((latents.shape[0],), timestep, device=self.device)
         return self.unet(latents, t, encoder_hidden_states=text).sample
 
-
-def _quiet_libraries() -> None:
-    """Silence diffusers' and transformers' own warnings and progress bars: faseg reports for itself."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()

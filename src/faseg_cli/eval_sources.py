@@ -1,22 +1,23 @@
 """Where an evaluation takes each image's class list and caption from.
 
-A source is a name (recorded in the results and checked on resume) and a function
-from a batch of loaded samples to one value per sample, so sources that run a model
-(candidate generation, captioning) can batch. ``class_source`` and
-``caption_source`` turn the ``--candidates`` and ``--captions`` option values into
-sources: new kinds plug in there.
+``--candidates`` is ``gt`` (the classes present in the image's ground truth), ``auto``
+(the candidate engine over the dataset's vocabulary) or a file of per-image class
+lists; ``--captions`` is ``none`` ("a photo of <classes>"), ``auto`` (BLIP) or a file.
+Both become one ``PromptSource`` on the same ``ClassSource`` that ``faseg segment``
+uses, so BLIP runs once per image even when it gives both captions and caption matches.
+Files are keyed by sample id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from faseg_cli.class_sources import AUTO, ClassSource
 from faseg_cli.datasets import Dataset, Sample
-from faseg_cli.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -29,41 +30,47 @@ class Item:
     """The ground truth as metric indices."""
 
 
-@dataclass(frozen=True)
-class ClassSource:
-    """Gives each image the class names it is segmented into (prompt names of the dataset)."""
+@dataclass
+class PromptSource:
+    """Gives each image of a batch its class names (the dataset's prompt names) and caption."""
 
-    name: str
-    lists: Callable[[Sequence[Item]], list[list[str]]]
+    classes_name: str
+    captions_name: str
+    source: ClassSource
+    ground_truth: Dataset | None = None
+    """Set when the class lists are the classes present in each label."""
 
+    def __call__(self, items: Sequence[Item]) -> tuple[list[list[str]], list[str | None]]:
+        jobs = [self.source.job(item.sample.id, item.image) for item in items]
+        if self.ground_truth is not None:
+            for job, item in zip(jobs, items):
+                job.classes = self.ground_truth.classes_present(item.label)
+        return self.source.complete(jobs)
 
-@dataclass(frozen=True)
-class CaptionSource:
-    """Gives each image its caption; None means the default "a photo of <classes>"."""
+    @property
+    def generates_classes(self) -> bool:
+        return self.classes_name == AUTO
 
-    name: str
-    captions: Callable[[Sequence[Item]], list[str | None]]
-
-
-def ground_truth_classes(dataset: Dataset) -> ClassSource:
-    """The classes present in each image's ground truth (the paper's "ground-truth class lists")."""
-    return ClassSource("gt", lambda items: [dataset.classes_present(item.label) for item in items])
-
-
-NO_CAPTIONS = CaptionSource("none", lambda items: [None] * len(items))
-
-
-def class_source(spec: str, dataset: Dataset) -> ClassSource:
-    """The source named by ``--candidates``: ``gt``, ``auto`` or a file."""
-    if spec == "gt":
-        return ground_truth_classes(dataset)
-    what = "candidate generation" if spec == "auto" else "reading class lists from a file"
-    raise UsageError(f"--candidates {spec}: {what} is not available yet; use --candidates gt")
+    @property
+    def generates_captions(self) -> bool:
+        return self.captions_name == AUTO
 
 
-def caption_source(spec: str, dataset: Dataset) -> CaptionSource:
-    """The source named by ``--captions``: ``none``, ``auto`` or a file."""
-    if spec == "none":
-        return NO_CAPTIONS
-    what = "captioning" if spec == "auto" else "reading captions from a file"
-    raise UsageError(f"--captions {spec}: {what} is not available yet; use --captions none")
+def prompt_source(candidates: str, captions: str, dataset: Dataset) -> PromptSource:
+    """The source for the ``--candidates`` and ``--captions`` values; files are read now (usage errors early)."""
+    from faseg_cli.per_image_files import read_captions, read_class_lists
+    from faseg_cli.vocabularies import load_vocabulary
+
+    from_file = candidates not in ("gt", AUTO)
+    source = ClassSource(
+        class_lists=read_class_lists(candidates, load_vocabulary(dataset.spec.vocabulary)) if from_file else None,
+        captions=read_captions(captions) if captions not in ("none", AUTO) else None,
+        caption=AUTO if captions == AUTO else None,
+    )
+    name = {"gt": "gt", AUTO: AUTO}
+    return PromptSource(
+        name.get(candidates, f"file:{candidates}"),
+        {"none": "none", AUTO: AUTO}.get(captions, f"file:{captions}"),
+        source,
+        dataset if candidates == "gt" else None,
+    )

@@ -26,7 +26,7 @@ from faseg_cli import __version__
 from faseg_cli.datasets import Dataset, Sample
 from faseg_cli.distributed import Workers
 from faseg_cli.errors import InputError, UsageError
-from faseg_cli.eval_sources import NO_CAPTIONS, CaptionSource, ClassSource, Item
+from faseg_cli.eval_sources import Item, PromptSource
 from faseg_cli.eval_state import EvalState
 from faseg_cli.images import load_image, resize_labels
 from faseg_cli.metrics import ConfusionMatrix
@@ -127,8 +127,7 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
 def evaluate(
     dataset: Dataset,
     segmenter,
-    classes: ClassSource,
-    captions: CaptionSource = NO_CAPTIONS,
+    prompts: PromptSource,
     *,
     thresholds: Sequence[float] | None = None,
     batch_size: int = 1,
@@ -157,8 +156,8 @@ def evaluate(
         raise ValueError("batch_size must be positive and limit not negative")
     info = {
         **_dataset_info(dataset, limit),
-        "class_source": classes.name,
-        "caption_source": captions.name,
+        "class_source": prompts.classes_name,
+        "caption_source": prompts.captions_name,
         "model": _model_info(segmenter, model_name),
         "settings": {k: v for k, v in asdict(segmenter.settings).items() if k != "threshold"},
         "thresholds": list(thresholds),
@@ -179,9 +178,7 @@ def evaluate(
         items, batch_errors = _load(dataset, todo[start : start + batch_size])
         if items:
             began = time.perf_counter()
-            results = segmenter.segment_batch(
-                [item.image for item in items], classes.lists(items), captions.captions(items)
-            )
+            results = segmenter.segment_batch([item.image for item in items], *prompts(items))
             state.seconds += time.perf_counter() - began
             for item, result in zip(items, results):
                 _score(dataset, item, result, thresholds, state.matrices, masks_dir)

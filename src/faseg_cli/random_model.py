@@ -104,9 +104,9 @@ def random_components(preset: str = "tiny", seed: int = 0):
 
 def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
     """Write a random-weight model of ``preset`` to ``path`` in the real on-disk layout."""
-    from transformers.utils import logging as transformers_logging
+    from faseg_cli.quiet import quiet_libraries
 
-    transformers_logging.disable_progress_bar()
+    quiet_libraries()
     path = Path(path)
     unet, vae, text, _ = random_components(preset, seed)
     write_tokenizer(path / "tokenizer")

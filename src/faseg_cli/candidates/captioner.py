@@ -16,6 +16,7 @@ from PIL import Image
 
 from faseg_cli.candidates.images import rgb
 from faseg_cli.errors import WeightsError
+from faseg_cli.quiet import quiet_libraries
 from faseg_cli.registry import BLIP
 from faseg_cli.weights import resolve_model
 
@@ -56,6 +57,7 @@ class Captioner:
         from transformers import AutoTokenizer, BlipForConditionalGeneration, BlipImageProcessorPil
 
         path = resolve_model(model, BLIP)
+        quiet_libraries()
         try:
             net = BlipForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
             tokenizer = AutoTokenizer.from_pretrained(path)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from faseg_cli.candidates.images import rgb
 from faseg_cli.errors import WeightsError
+from faseg_cli.quiet import quiet_libraries
 from faseg_cli.registry import CLIP
 from faseg_cli.weights import resolve_model
 
@@ -128,6 +129,7 @@ class ClipEncoder:
         from transformers import AutoTokenizer, CLIPModel
 
         path = resolve_model(model, CLIP)
+        quiet_libraries()
         try:
             net = CLIPModel.from_pretrained(path, dtype=torch.float32).to(device)
             tokenizer = AutoTokenizer.from_pretrained(path)

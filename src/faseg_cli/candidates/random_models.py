@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from faseg_cli.quiet import quiet_libraries
 from faseg_cli.random_model import tiny_vocabulary, write_tokenizer
 
 BLIP_WORDS = (
@@ -25,6 +26,7 @@ BLIP_WORDS = (
 
 def write_tiny_blip(path: Path, seed: int = 0) -> Path:
     """Write a tiny random BLIP captioner (config, safetensors, tokenizer, image processor) to ``path``."""
+    quiet_libraries()
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessorPil
 
     path = Path(path)
@@ -55,6 +57,7 @@ def write_tiny_blip(path: Path, seed: int = 0) -> Path:
 
 def write_tiny_clip(path: Path, seed: int = 0) -> Path:
     """Write a tiny random CLIP (12-layer vision tower, 224 px, patch 16) to ``path``."""
+    quiet_libraries()
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
 
     path = Path(path)

@@ -17,7 +17,6 @@ from faseg_cli.cli.options import (
 from faseg_cli.cli.segment import (
     CAPTION_HELP,
     CLASSES_HELP,
-    attach_models,
     class_source,
     job_loader,
     json_record,
@@ -55,7 +54,7 @@ def attention(
 
     def prepare():
         segmenter = engine.load(settings)
-        attach_models(source, candidates, engine)
+        candidates.attach(source, engine, generate=source.classes is None and source.class_lists is None)
         return segment_jobs(segmenter, source, keep_maps=True)
 
     def emit(entry, job, result, seconds):

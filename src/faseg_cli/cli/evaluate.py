@@ -9,22 +9,23 @@ from typing import Optional
 import typer
 
 from faseg_cli.cli.console import configure_logging, error, guarded, note, stderr
-from faseg_cli.cli.options import EngineOptions, engine_options
+from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import UsageError
 
 DATASETS = "voc, voc20, context, context59, coco-object, coco-stuff, ade or cityscapes"
 
 
 @guarded
+@candidate_options
 @engine_options
 def evaluate(
     dataset: str = typer.Argument(..., help=f"Dataset setting: {DATASETS}."),
     root: Path = typer.Argument(..., help="The dataset's folder or a parent of it (see docs/datasets.md)."),
-    candidates: Optional[str] = typer.Option(
-        None, "--candidates", help="Class list per image: gt (classes in the ground truth; default), auto or FILE."
+    class_lists: Optional[str] = typer.Option(
+        None, "--candidates", help="Class list per image: gt (classes in the ground truth; default), auto (BLIP + TagCLIP) or a file."
     ),
     captions: Optional[str] = typer.Option(
-        None, "--captions", help="Caption per image: none ('a photo of <classes>'; default), auto or FILE."
+        None, "--captions", help="Caption per image: none ('a photo of <classes>'; default), auto (BLIP) or a file."
     ),
     thresholds: Optional[str] = typer.Option(
         None, "--thresholds", help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55."
@@ -40,6 +41,7 @@ def evaluate(
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that wrote --output."),
     json_output: bool = typer.Option(False, "--json", help="Print the results JSON on stdout instead of the summary."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Images per UNet pass."),
+    candidates: CandidateOptions = None,
     engine: EngineOptions = None,
 ) -> None:
     """Evaluate on a dataset split: per-class IoU, mIoU and pixel accuracy (paper protocol).
@@ -58,7 +60,7 @@ def evaluate(
         configure_logging(quiet=True)
     data = get_dataset(dataset).open(root)
     if predictions is not None:
-        given = {"--thresholds": thresholds, "--threshold": engine.threshold, "--candidates": candidates,
+        given = {"--thresholds": thresholds, "--threshold": engine.threshold, "--candidates": class_lists,
                  "--captions": captions, "--save-masks": save_masks, "--resume": resume or None}
         for flag, value in given.items():
             if value is not None:
@@ -70,15 +72,16 @@ def evaluate(
             for message in result.errors:
                 error(message)
     else:
-        result = _run_model(data, engine, workers, candidates, captions, thresholds, limit, save_masks, output,
-                            resume, batch_size)
+        result = _run_model(data, engine, candidates, workers, class_lists, captions, thresholds, limit, save_masks,
+                            output, resume, batch_size)
     if workers.primary:
         _report(result, output, json_output)
     raise typer.Exit(1 if result.failed else 0)
 
 
-def _run_model(data, engine, workers, candidates, captions, thresholds, limit, save_masks, output, resume, batch_size):
-    from faseg_cli.eval_sources import caption_source, class_source
+def _run_model(data, engine, candidate_models, workers, class_lists, captions, thresholds, limit, save_masks, output,
+               resume, batch_size):
+    from faseg_cli.eval_sources import prompt_source
     from faseg_cli.eval_state import state_path
     from faseg_cli.evaluation import evaluate, parse_thresholds
     from faseg_cli.outputs import ensure_writable
@@ -89,18 +92,22 @@ def _run_model(data, engine, workers, candidates, captions, thresholds, limit, s
         raise UsageError("--resume needs --output: the state of a run is kept beside its results file")
     settings = engine.settings(default_threshold=data.threshold)
     sweep = parse_thresholds(thresholds) if thresholds is not None else (settings.threshold,)
-    classes = class_source(candidates or "gt", data)
-    caption = caption_source(captions or "none", data)
+    if candidate_models.vocab:
+        raise UsageError("--vocab does not apply to eval: the dataset's classes are the vocabulary")
+    prompts = prompt_source(class_lists or "gt", captions or "none", data)
     for folder in [output.parent if output else None, save_masks]:
         if folder is not None:
             ensure_writable(folder)
     state_file = state_path(output, workers.rank, workers.world_size) if output else None
     if resume and not state_file.is_file():
         note(f"nothing to resume in {state_file}: starting from the beginning")
-    segmenter = replace(engine, device=workers.device(engine.device)).load(settings)
+    engine = replace(engine, device=workers.device(engine.device))
+    segmenter = engine.load(settings)
+    models = replace(candidate_models, vocab=data.spec.vocabulary)
+    models.attach(prompts.source, engine, generate=prompts.generates_classes)
     with workers.connected(segmenter.model.device), _progress(workers.primary) as progress:
         return evaluate(
-            data, segmenter, classes, caption, thresholds=sweep, batch_size=batch_size, limit=limit,
+            data, segmenter, prompts, thresholds=sweep, batch_size=batch_size, limit=limit,
             masks_dir=save_masks, state_file=state_file, resume=resume, workers=workers,
             on_progress=progress, model_name=engine.model,
         )

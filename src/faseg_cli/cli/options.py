@@ -131,6 +131,16 @@ class CandidateOptions:
         device, dtype = devices.resolve()
         return Captioner.load(self.caption_model, device, dtype)
 
+    def attach(self, source, devices: DeviceOptions, generate: bool) -> None:
+        """Load into a ``ClassSource`` the models it needs: the candidate generator when
+        ``generate``, BLIP when captions are ``auto`` (BLIP is loaded at most once)."""
+        from faseg_cli.class_sources import AUTO
+
+        if generate:
+            source.generator = self.generator(devices, captions_given=source.real_captions)
+        if source.caption == AUTO and source.captions is None:
+            source.captioner = self.captioner(devices)
+
 
 @dataclass(frozen=True)
 class BatchOptions:

@@ -50,16 +50,6 @@ def class_source(classes, classes_from, caption, captions_from, candidates: Cand
     )
 
 
-def attach_models(source, candidates: CandidateOptions, engine: EngineOptions) -> None:
-    """Load the candidate generator and captioner ``source`` needs (BLIP at most once)."""
-    from faseg_cli.class_sources import AUTO
-
-    if source.classes is None and source.class_lists is None:
-        source.generator = candidates.generator(engine, captions_given=source.real_captions)
-    if source.caption == AUTO and source.captions is None:
-        source.captioner = candidates.captioner(engine)
-
-
 def json_record(item, files: dict, result, seconds: float) -> str:
     """The JSON line of one processed image."""
     return json.dumps(
@@ -126,7 +116,7 @@ def segment(
 
     def prepare():
         segmenter = engine.load(settings)
-        attach_models(source, candidates, engine)
+        candidates.attach(source, engine, generate=source.classes is None and source.class_lists is None)
         return segment_jobs(segmenter, source)
 
     def emit(entry, job, result, seconds):
