@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--resolution", type=int, default=512)
-    parser.add_argument("--images", type=int, default=4, help="timed images per batch size")
+    parser.add_argument("--images", type=int, default=4, help="timed images per batch size (rounded up to full batches)")
     parser.add_argument("--batch-sizes", default="1,2,4")
     parser.add_argument("--classes", default="dog,person,car,tv monitor,sofa")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive HARD comparison")
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     with tempfile.TemporaryDirectory() as folder:
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-            images = test_images(max(args.images, batch_size))
+            images = test_images(-(-args.images // batch_size) * batch_size)
             run = time_batch_size(model, settings, classes, images, batch_size, Path(folder))
             report["runs"].append(run)
             print_run(run)

@@ -76,15 +76,14 @@ def test_recorded_maps_are_head_and_layer_means_of_softmax(tiny_model):
         torch.testing.assert_close(recorded.self_[r].sum(-1), torch.ones(2, r * r), rtol=1e-5, atol=1e-5)
 
 
-def test_self_attention_in_chunks_equals_all_heads_at_once(monkeypatch, tiny_model):
-    from faseg_cli import recording
+def test_self_attention_matches_a_direct_computation():
+    from faseg_cli.recording import AttentionRecorder
 
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 4, 64, 8, generator=g) for _ in range(3))
-    whole = recording.AttentionRecorder()
-    out_whole = whole.self_attention(q, k, v, 8**-0.5)
-    monkeypatch.setattr(recording, "SELF_CHUNK_BYTES", 1)
-    chunked = recording.AttentionRecorder()
-    out_chunked = chunked.self_attention(q, k, v, 8**-0.5)
-    torch.testing.assert_close(out_chunked, out_whole)
-    torch.testing.assert_close(chunked._sums[("self", 64)], whole._sums[("self", 64)])
+    recorder = AttentionRecorder()
+    out = recorder.self_attention(q, k, v, 8**-0.5)
+    probs = (q @ k.transpose(-1, -2) / 8**0.5).softmax(-1)
+    torch.testing.assert_close(out, probs @ v)
+    torch.testing.assert_close(recorder._sums[("self", 64)], probs.sum(1))
+    assert recorder._heads[("self", 64)] == 4

@@ -32,6 +32,8 @@ class DiffusionModel:
     device: torch.device
     dtype: torch.dtype
     path: Path
+    memory_format: torch.memory_format = torch.contiguous_format
+    """Channels-last on CPU and CUDA, where it makes the convolutions markedly faster."""
 
     @classmethod
     def load(cls, path: Path, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
@@ -56,11 +58,14 @@ class DiffusionModel:
         del vae.decoder, vae.post_quant_conv
         recorder = AttentionRecorder()
         unet.set_attn_processor(RecordingAttnProcessor(recorder))
+        memory_format = torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
         for module in (unet, vae, text_encoder):
             if next(module.parameters()).dtype != dtype:
                 module.to(dtype=dtype)
             module.to(device).eval().requires_grad_(False)
-        return cls(unet, vae, text_encoder, tokenizer, recorder, device, dtype, Path(path))
+        for module in (unet, vae):
+            module.to(memory_format=memory_format)
+        return cls(unet, vae, text_encoder, tokenizer, recorder, device, dtype, Path(path), memory_format)
 
     @property
     def prompt_length(self) -> int:
@@ -72,7 +77,7 @@ class DiffusionModel:
         The reference samples the posterior with seed 0; the mean is the deterministic choice.
         """
         vae = self.vae
-        moments = vae.encoder(pixels.to(self.device, self.dtype))
+        moments = vae.encoder(pixels.to(self.device, self.dtype, memory_format=self.memory_format))
         if vae.quant_conv is not None:
             moments = vae.quant_conv(moments)
         return moments.chunk(2, dim=1)[0] * vae.config.scaling_factor
@@ -84,5 +89,5 @@ class DiffusionModel:
     def unet_pass(self, latents: torch.Tensor, timestep: int, text: torch.Tensor) -> torch.Tensor:
         """One UNet evaluation (velocity for rectified flow) at ``timestep`` conditioned on ``text``."""
         t = torch.full((latents.shape[0],), timestep, device=self.device)
-        return self.unet(latents, t, encoder_hidden_states=text).sample
+        return self.unet(latents.to(memory_format=self.memory_format), t, encoder_hidden_states=text).sample
 

@@ -104,7 +104,9 @@ class Segmenter:
     ) -> list[Segmentation]:
         """Segment several images in one UNet pass; each has its own class list and caption.
 
-        An empty class list gives an all-background mask without running the model.
+        PIL images are used as given (converted to RGB); paths are read with their EXIF
+        orientation applied. An empty class list gives an all-background mask without
+        running the model.
         """
         pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
         classes = [validate_classes(c) for c in classes]

@@ -5,9 +5,9 @@ dot-product attention. While a recorder is active it keeps, per resolution, the
 running sum of head-summed probabilities and the number of heads added, never the
 per-head or per-layer maps:
 
-- self-attention: ``softmax(QK^T / sqrt d)`` over the image's own tokens, computed a
-  few heads at a time and reused for the layer's output, so recording costs one
-  extra sum, not a second attention;
+- self-attention: ``softmax(QK^T / sqrt d)`` over the image's own tokens, one head at
+  a time in one reused fp32 buffer (softmax in place), and reused for the layer's
+  output, so recording costs one extra sum, not a second attention;
 - cross-attention: the image queries against the keys of the *class* prompt(s),
   softmax over each class prompt's tokens, reduced at once to one column per class.
   The layer's output still uses the text prompt: recording never changes the UNet.
@@ -19,10 +19,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-SELF_CHUNK_BYTES = 256 * 2**20
-"""Upper bound for one chunk of fp32 self-attention probabilities (heads are processed in chunks)."""
-
 
 @dataclass
 class RecordedAttention:
@@ -86,17 +82,24 @@ class AttentionRecorder:
             self._heads[key] = heads
 
     def self_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-        """Attention output of ``(b, h, n, d)`` heads, recording the head-summed probabilities."""
-        b, h, n, _ = q.shape
-        out = torch.empty_like(q)
-        total = torch.zeros(b, n, n, device=q.device, dtype=torch.float32)
-        step = max(1, SELF_CHUNK_BYTES // (b * n * n * 4))
-        for i in range(0, h, step):
-            probs = (torch.matmul(q[:, i : i + step], k[:, i : i + step].transpose(-1, -2)) * scale).float().softmax(-1)
-            total += probs.sum(1)
-            out[:, i : i + step] = torch.matmul(probs.to(v.dtype), v[:, i : i + step])
+        """Attention output of ``(b, h, n, d)`` heads, recording the head-summed probabilities.
+
+        Memory stays at two ``(b, n, n)`` fp32 maps (the probabilities of one head and
+        the sum) whatever the number of heads; no large tensor is allocated per head.
+        """
+        b, h, n, d = q.shape
+        q = q * scale
+        out = q.new_empty(h, b, n, d)
+        probs = torch.empty(b, n, n, device=q.device, dtype=torch.float32)
+        total = None
+        for i in range(h):
+            exact = q.dtype == torch.float32
+            scores = torch.matmul(q[:, i], k[:, i].transpose(-1, -2), out=probs if exact else None)
+            torch.softmax(scores.float(), -1, out=probs)
+            total = probs.clone() if total is None else total.add_(probs)
+            torch.matmul(probs if exact else probs.to(v.dtype), v[:, i], out=out[i])
         self._add("self", n, total, h)
-        return out
+        return out.transpose(0, 1)
 
     def cross_attention(self, attn, q: torch.Tensor) -> None:
         """Record the class-prompt cross-attention of queries ``(b, h, n, d)``, one map per class."""

@@ -39,11 +39,17 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
     return scaled.view_as(maps)
 
 
-@lru_cache(maxsize=16)
 def bicubic_operator(r: int, size: int, device: str = "cpu") -> torch.Tensor:
     """``(size*size, r*r)`` matrix B with ``B @ vec(x) == vec(bicubic(x, size))`` for an r x r map x."""
     basis = torch.eye(r * r, device=device).view(r * r, 1, r, r)
     return F.interpolate(basis, size=(size, size), mode="bicubic", align_corners=False).view(r * r, -1).T.contiguous()
+
+
+@lru_cache(maxsize=16)
+def lift_operators(r: int, size: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, N^T B)`` for lifting r x r maps to size x size, built once per (r, size, device)."""
+    lift_q = bicubic_operator(r, size, device)
+    return lift_q, block_sum(lift_q, r, size)
 
 
 def block_sum(x: torch.Tensor, r: int, size: int) -> torch.Tensor:
@@ -61,8 +67,7 @@ def propagate(self_map: torch.Tensor, values: torch.Tensor, size: int, tau: int)
         for _ in range(tau):
             x = self_map @ x
         return x
-    lift_q = bicubic_operator(r, size, str(self_map.device))
-    lift_kq = block_sum(lift_q, r, size)
+    lift_q, lift_kq = lift_operators(r, size, str(self_map.device))
     x = self_map @ block_sum(values, r, size)
     for _ in range(tau - 1):
         x = self_map @ (lift_kq @ x)

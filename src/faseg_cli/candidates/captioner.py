@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
-from faseg_cli.candidates.images import rgb
 from faseg_cli.errors import WeightsError
+from faseg_cli.images import to_rgb
 from faseg_cli.quiet import quiet_libraries
 from faseg_cli.registry import BLIP
 from faseg_cli.weights import resolve_model
@@ -72,7 +72,7 @@ class Captioner:
         """One caption per image, in order."""
         captions: list[str] = []
         for start in range(0, len(images), batch_size):
-            batch = [rgb(image) for image in images[start : start + batch_size]]
+            batch = [to_rgb(image) for image in images[start : start + batch_size]]
             pixels = self.image_processor(images=batch, return_tensors="pt").pixel_values
             ids = self.model.generate(pixel_values=pixels.to(self.device, self.dtype), **self.generate_options)
             captions += [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]

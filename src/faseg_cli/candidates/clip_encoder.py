@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from faseg_cli.candidates.images import rgb
 from faseg_cli.errors import WeightsError
+from faseg_cli.images import to_rgb
 from faseg_cli.quiet import quiet_libraries
 from faseg_cli.registry import CLIP
 from faseg_cli.weights import resolve_model
@@ -161,7 +161,7 @@ class ClipEncoder:
 
     def pixels(self, image: Image.Image, max_side: int) -> torch.Tensor:
         """The normalised image (1, 3, h, w) at TagCLIP's native size (bicubic resize)."""
-        image = rgb(image)
+        image = to_rgb(image)
         size = native_size(*image.size, self.patch, max_side)
         array = np.asarray(image.resize(size, Image.BICUBIC), dtype=np.float32) / 255.0
         tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
