@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--resolution", type=int, default=512)
-    parser.add_argument("--images", type=int, default=4, help="timed images per batch size (rounded up to full batches)")
+    parser.add_argument(
+        "--images", type=int, default=4, help="timed images per batch size (rounded up to full batches)"
+    )
     parser.add_argument("--batch-sizes", default="1,2,4")
     parser.add_argument("--classes", default="dog,person,car,tv monitor,sofa")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive HARD comparison")
@@ -98,7 +100,9 @@ def test_images(count: int) -> list[Image.Image]:
     """Deterministic photos of VOC-like sizes."""
     rng = np.random.RandomState(0)
     sizes = [(500, 375), (375, 500), (500, 333), (480, 360)]
-    return [Image.fromarray((rng.rand(h, w, 3) * 255).astype(np.uint8)) for w, h in (sizes[i % 4] for i in range(count))]
+    return [
+        Image.fromarray((rng.rand(h, w, 3) * 255).astype(np.uint8)) for w, h in (sizes[i % 4] for i in range(count))
+    ]
 
 
 def time_batch_size(model, settings, classes, images, batch_size, folder) -> dict:
@@ -186,8 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_naive:
         report["hard"] = compare_hard(model, settings, classes, test_images(1)[0])
         h = report["hard"]
-        print(f"HARD: factorised {h['factorised_s'] * 1e3:.1f} ms, naive {h['naive_s'] * 1e3:.0f} ms "
-              f"({h['speedup']:.0f}x), max relative difference {h['max_relative_difference']:.1e}")
+        print(
+            f"HARD: factorised {h['factorised_s'] * 1e3:.1f} ms, naive {h['naive_s'] * 1e3:.0f} ms "
+            f"({h['speedup']:.0f}x), max relative difference {h['max_relative_difference']:.1e}"
+        )
     if args.output:
         args.output.write_text(json.dumps(report, indent=2))
     return report

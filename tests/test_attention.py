@@ -36,7 +36,10 @@ def test_cli_dump_reproduces_segment_mask(tiny_model_dir, tmp_path):
         assert np.array_equal(recompute_labels(arrays, (50, 30)), mask)
         assert np.array_equal(arrays["labels"], mask)
     assert sorted(p.name for p in (tmp_path / "faseg-attention" / "a").iterdir()) == [
-        "01-dog.png", "02-cat.png", "03-person.png", "attention.npz"
+        "01-dog.png",
+        "02-cat.png",
+        "03-person.png",
+        "attention.npz",
     ]
 
 

@@ -15,7 +15,15 @@ def test_quick_benchmark_reports_every_stage(tmp_path, monkeypatch, capsys):
     report = json.loads(out.read_text())
     assert [run["batch_size"] for run in report["runs"]] == [1, 2]
     for run in report["runs"]:
-        assert set(run["stage_median_s_per_image"]) == {"preprocess", "vae", "text", "unet", "hard", "ttf_labels", "write"}
+        assert set(run["stage_median_s_per_image"]) == {
+            "preprocess",
+            "vae",
+            "text",
+            "unet",
+            "hard",
+            "ttf_labels",
+            "write",
+        }
         assert run["images_per_s"] > 0 and run["peak_memory_gib"] > 0
     assert report["hard"]["max_relative_difference"] < 1e-4
     assert "HARD: factorised" in capsys.readouterr().out

@@ -41,7 +41,10 @@ def test_segment_writes_masks_and_prints_their_paths(run, tmp_path):
     assert mask.mode == "P" and mask.size == (40, 30) and np.asarray(mask).max() <= 2
     assert Image.open("faseg-out/rot.png").size == (20, 40)
     scores = np.load("faseg-out/a.npz")
-    assert scores["scores"].shape == (2, TEST_RESOLUTION, TEST_RESOLUTION) and scores["classes"].tolist() == ["dog", "person"]
+    assert scores["scores"].shape == (2, TEST_RESOLUTION, TEST_RESOLUTION) and scores["classes"].tolist() == [
+        "dog",
+        "person",
+    ]
     assert Image.open("faseg-out/a.overlay.jpg").size == (40, 30)
 
 
@@ -65,7 +68,9 @@ def test_bad_inputs_fail_alone_with_one_line_each(run, tmp_path):
     assert result.exit_code == 1
     assert result.stdout.splitlines() == ["faseg-out/good.png"]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 4 and all(any(n in e for n in ("empty.jpg", "text.jpg", "cut.jpg", "missing.png")) for e in errors)
+    assert len(errors) == 4 and all(
+        any(n in e for n in ("empty.jpg", "text.jpg", "cut.jpg", "missing.png")) for e in errors
+    )
     assert "Traceback" not in result.stderr and "4 failed" in result.stderr
 
 
@@ -81,7 +86,12 @@ def test_class_list_usage_errors(run, tmp_path, classes, message):
 
 def test_bad_option_values_are_usage_errors(run, tmp_path):
     imagefiles.rgb(tmp_path / "a.png")
-    for args in (["--threshold", "1.5"], ["--cross-weights", "1,2"], ["--device", "tpu"], ["--dtype", "fp16", "--device", "cpu"]):
+    for args in (
+        ["--threshold", "1.5"],
+        ["--cross-weights", "1,2"],
+        ["--device", "tpu"],
+        ["--dtype", "fp16", "--device", "cpu"],
+    ):
         result = run("segment", "a.png", "--classes", "dog", *args)
         assert result.exit_code == 2, args
         assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
@@ -133,7 +143,9 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(run, tmp_path, monkeypatch)
     imagefiles.rgb(tmp_path / "a.png")
 
     def interrupted(path, labels):
-        outputs.atomic_write(path, lambda tmp: (tmp.write_bytes(b"partial"), (_ for _ in ()).throw(KeyboardInterrupt())))
+        outputs.atomic_write(
+            path, lambda tmp: (tmp.write_bytes(b"partial"), (_ for _ in ()).throw(KeyboardInterrupt()))
+        )
 
     monkeypatch.setattr(outputs, "write_mask", interrupted)
     result = run("segment", "a.png", "--classes", "dog")

@@ -27,11 +27,27 @@ def expected_metric(name: str, raw: np.ndarray) -> np.ndarray:
 def test_dataset_table():
     assert dataset_names() == ALL
     counts = {name: get_dataset(name).num_classes for name in ALL}
-    assert counts == {"voc": 21, "voc20": 20, "context": 60, "context59": 59, "coco-object": 81,
-                      "coco-stuff": 171, "ade": 150, "cityscapes": 19}
+    assert counts == {
+        "voc": 21,
+        "voc20": 20,
+        "context": 60,
+        "context59": 59,
+        "coco-object": 81,
+        "coco-stuff": 171,
+        "ade": 150,
+        "cityscapes": 19,
+    }
     thresholds = {name: get_dataset(name).threshold for name in ALL}
-    assert thresholds == {"voc": 0.55, "voc20": 0.55, "context": 0.5, "context59": 0.55, "coco-object": 0.6,
-                          "coco-stuff": 0.55, "ade": 0.55, "cityscapes": 0.55}
+    assert thresholds == {
+        "voc": 0.55,
+        "voc20": 0.55,
+        "context": 0.5,
+        "context59": 0.55,
+        "coco-object": 0.6,
+        "coco-stuff": 0.55,
+        "ade": 0.55,
+        "cityscapes": 0.55,
+    }
     assert {name for name in ALL if get_dataset(name).background} == {"voc", "context", "coco-object"}
 
 
@@ -104,8 +120,10 @@ def test_mmseg_data_folder_works_as_root(tmp_path):
 def test_coco_object_accepts_the_fa_seg_folder(tmp_path):
     built = build_coco(tmp_path, fa_seg_folder=True)
     dataset = get_dataset("coco-object").open(tmp_path)
-    assert all(s.label_path.parent.name == "val2017" and s.label_path.parent.parent.name == "annotation_object"
-               for s in dataset.samples())
+    assert all(
+        s.label_path.parent.name == "val2017" and s.label_path.parent.parent.name == "annotation_object"
+        for s in dataset.samples()
+    )
     first = dataset.samples()[0]
     np.testing.assert_array_equal(dataset.load_label(first), built.raw_labels[first.id])
 
@@ -149,7 +167,10 @@ def test_missing_label_folder(tmp_path):
     build("context", tmp_path)
     shutil.rmtree(tmp_path / "VOCdevkit/VOC2010/SegmentationClassContext")
     assert_one_line_usage_error(
-        lambda: get_dataset("context").open(tmp_path), "SegmentationClassContext", "found:", "JPEGImages/",
+        lambda: get_dataset("context").open(tmp_path),
+        "SegmentationClassContext",
+        "found:",
+        "JPEGImages/",
         "pascal_context.py",
     )
 
@@ -233,11 +254,13 @@ def test_label_conversion(tmp_path, name, raw, expected):
 def test_stored_masks_use_the_ground_truth_convention(tmp_path):
     build("voc", tmp_path)
     voc20 = get_dataset("voc20").open(tmp_path)
-    np.testing.assert_array_equal(voc20.stored_mask_to_metric(np.array([[0, 1, 20, 21, 255]])),
-                                  [[INVALID, 0, 19, INVALID, INVALID]])
+    np.testing.assert_array_equal(
+        voc20.stored_mask_to_metric(np.array([[0, 1, 20, 21, 255]])), [[INVALID, 0, 19, INVALID, INVALID]]
+    )
     voc = get_dataset("voc").open(tmp_path)
-    np.testing.assert_array_equal(voc.stored_mask_to_metric(np.array([[0, 1, 20, 21, 255]])),
-                                  [[0, 1, 20, INVALID, INVALID]])
+    np.testing.assert_array_equal(
+        voc.stored_mask_to_metric(np.array([[0, 1, 20, 21, 255]])), [[0, 1, 20, INVALID, INVALID]]
+    )
 
 
 def test_prediction_to_metric(tmp_path):
@@ -246,8 +269,9 @@ def test_prediction_to_metric(tmp_path):
     voc = get_dataset("voc").open(tmp_path)
     np.testing.assert_array_equal(voc.prediction_to_metric(mask, ["dog", "person"]), [[0, 12, 15, INVALID]])
     voc20 = get_dataset("voc20").open(tmp_path)
-    np.testing.assert_array_equal(voc20.prediction_to_metric(mask, ["dog", "TV  Monitor"]),
-                                  [[INVALID, 11, 19, INVALID]])
+    np.testing.assert_array_equal(
+        voc20.prediction_to_metric(mask, ["dog", "TV  Monitor"]), [[INVALID, 11, 19, INVALID]]
+    )
     np.testing.assert_array_equal(voc.prediction_to_metric(mask, []), [[0, INVALID, INVALID, INVALID]])
     with pytest.raises(UsageError, match="'giraffe' is not in the voc vocabulary"):
         voc.prediction_to_metric(mask, ["giraffe"])

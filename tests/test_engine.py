@@ -39,7 +39,10 @@ def test_batch_equals_one_by_one(segmenter, photo):
     normalisation amplifies rounding on a random model's nearly uniform self-attention."""
     other = photo.transpose(Image.Transpose.ROTATE_90)
     batch = segmenter.segment_batch([photo, other], [["dog"], ["cat", "person", "car"]], ["a dog", None], True)
-    alone = [segmenter.segment(photo, ["dog"], "a dog", True), segmenter.segment(other, ["cat", "person", "car"], keep_maps=True)]
+    alone = [
+        segmenter.segment(photo, ["dog"], "a dog", True),
+        segmenter.segment(other, ["cat", "person", "car"], keep_maps=True),
+    ]
     for b, a in zip(batch, alone):
         assert b.classes == a.classes and b.prompt == a.prompt
         for r in a.maps.cross:
@@ -59,7 +62,9 @@ def test_without_flip_and_without_refinement(tiny_model, photo):
     base = Segmenter(tiny_model, segmenter_settings(flip=False, refine=False))
     result = base.segment(photo, ["dog", "cat"], keep_maps=True)
     assert result.maps.fused.shape[0] == 1
-    expected = F.interpolate(minmax(result.maps.fused), size=(TEST_RESOLUTION,) * 2, mode="bicubic", align_corners=False)
+    expected = F.interpolate(
+        minmax(result.maps.fused), size=(TEST_RESOLUTION,) * 2, mode="bicubic", align_corners=False
+    )
     torch.testing.assert_close(result.scores, expected[0])
 
 

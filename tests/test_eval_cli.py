@@ -74,7 +74,10 @@ def test_threshold_sweep_equals_separate_runs(run, tmp_path):
     sweep = run("voc", "data", "--thresholds", "0.45:0.55:0.05", "-o", "sweep.json")
     assert sweep.exit_code == 0, sweep.stderr
     assert [line.split("(")[1] for line in sweep.stdout.splitlines()] == [
-        "threshold 0.45, 3 images)", "threshold 0.5, 3 images)", "threshold 0.55, 3 images)"]
+        "threshold 0.45, 3 images)",
+        "threshold 0.5, 3 images)",
+        "threshold 0.55, 3 images)",
+    ]
     data = results("sweep.json")
     assert "By threshold" in sweep.stderr
     for entry in data["per_threshold"]:
@@ -185,8 +188,24 @@ def test_help_names_every_dataset():
 def test_two_processes_equal_one(model_args, tmp_path):
     build("voc", tmp_path / "data")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "faseg_cli", "eval", "voc", "data", "--thresholds", "0.5,0.6", "-o", "two.json", *model_args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "faseg_cli",
+        "eval",
+        "voc",
+        "data",
+        "--thresholds",
+        "0.5,0.6",
+        "-o",
+        "two.json",
+        *model_args,
+    ]
     two = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert two.returncode == 0, two.stderr
     threads = torch.get_num_threads()
@@ -212,7 +231,18 @@ def test_class_lists_and_captions_from_files_and_auto(run, tmp_path):
     assert files.exit_code == 0, files.stderr
     data = json.loads(files.stdout)
     assert (data["class_source"], data["caption_source"]) == ("file:lists.json", "file:captions.json")
-    auto = run("voc", "data", "--candidates", "auto", "--captions", "auto", "--clip-model", "tiny-clip",
-               "--caption-model", "tiny-blip", "--json")
+    auto = run(
+        "voc",
+        "data",
+        "--candidates",
+        "auto",
+        "--captions",
+        "auto",
+        "--clip-model",
+        "tiny-clip",
+        "--caption-model",
+        "tiny-blip",
+        "--json",
+    )
     assert auto.exit_code == 0, auto.stderr
     assert json.loads(auto.stdout)["class_source"] == "auto" and "Loaded BLIP" in auto.stderr

@@ -72,12 +72,25 @@ def test_interrupted_run_resumes_to_the_same_result(segmenter, voc, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        evaluate(voc, segmenter, prompt_source("gt", "none", voc), thresholds=(0.5, 0.6), state_file=state,
-                 on_progress=interrupt_after_one)
+        evaluate(
+            voc,
+            segmenter,
+            prompt_source("gt", "none", voc),
+            thresholds=(0.5, 0.6),
+            state_file=state,
+            on_progress=interrupt_after_one,
+        )
     assert json.loads(state.read_text())["finished"] == [voc.samples()[0].id]
     seen = []
-    resumed = evaluate(voc, segmenter, prompt_source("gt", "none", voc), thresholds=(0.5, 0.6), state_file=state,
-                       resume=True, on_progress=seen.append)
+    resumed = evaluate(
+        voc,
+        segmenter,
+        prompt_source("gt", "none", voc),
+        thresholds=(0.5, 0.6),
+        state_file=state,
+        resume=True,
+        on_progress=seen.append,
+    )
     assert [p.done for p in seen] == [1, 2, 3] and all(p.total == 3 for p in seen)
     assert _without_timing(resumed) == _without_timing(full)
     assert not state.exists()

@@ -72,8 +72,17 @@ def test_prediction_is_resized_to_the_ground_truth_with_nearest():
     np.testing.assert_allclose(matrix.iou(), [7 / 8, 4 / 5, 1.0])
 
 
-@pytest.mark.parametrize("shape_in,shape_out", [((2, 3), (7, 5)), ((500, 375), (512, 512)), ((512, 512), (375, 500)),
-                                                ((64, 64), (333, 500)), ((9, 13), (4, 6)), ((1, 1), (3, 2))])
+@pytest.mark.parametrize(
+    "shape_in,shape_out",
+    [
+        ((2, 3), (7, 5)),
+        ((500, 375), (512, 512)),
+        ((512, 512), (375, 500)),
+        ((64, 64), (333, 500)),
+        ((9, 13), (4, 6)),
+        ((1, 1), (3, 2)),
+    ],
+)
 def test_resize_nearest_matches_pil(shape_in, shape_out):
     labels = np.random.default_rng(0).integers(0, 256, size=shape_in).astype(np.uint8)
     expected = np.array(Image.fromarray(labels).resize(shape_out[::-1], Image.NEAREST))
@@ -138,8 +147,15 @@ def test_dict_round_trip_through_json():
 
 
 @pytest.mark.parametrize(
-    "data", [{}, {"num_classes": 2}, {"num_classes": 2, "cells": [[0, 3, 1]]}, {"num_classes": 2, "cells": [[0, 1]]},
-             {"num_classes": 0, "cells": []}, {"num_classes": 2, "cells": [[0, 0, -1]]}]
+    "data",
+    [
+        {},
+        {"num_classes": 2},
+        {"num_classes": 2, "cells": [[0, 3, 1]]},
+        {"num_classes": 2, "cells": [[0, 1]]},
+        {"num_classes": 0, "cells": []},
+        {"num_classes": 2, "cells": [[0, 0, -1]]},
+    ],
 )
 def test_from_dict_rejects_malformed_data(data):
     with pytest.raises(ValueError):

@@ -41,7 +41,11 @@ def test_recorded_maps_are_head_and_layer_means_of_softmax(tiny_model):
     def hook(module, args, kwargs):
         captured.append((module, args[0], kwargs.get("encoder_hidden_states")))
 
-    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in tiny_model.unet.modules() if isinstance(m, Attention)]
+    handles = [
+        m.register_forward_pre_hook(hook, with_kwargs=True)
+        for m in tiny_model.unet.modules()
+        if isinstance(m, Attention)
+    ]
     tiny_model.recorder.start(class_embeds, weights.unsqueeze(0), tiny_model.prompt_length)
     try:
         tiny_model.unet_pass(latents, 0, text)

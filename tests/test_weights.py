@@ -15,23 +15,40 @@ def test_registry_pins_the_diffusion_revision():
 
 def test_select_files_skips_safety_checker_and_prefers_safetensors():
     repo = [
-        "model_index.json", "README.md",
-        "unet/config.json", "unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.safetensors",
-        "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.non_ema.bin",
-        "vae/config.json", "vae/diffusion_pytorch_model.bin",
-        "text_encoder/config.json", "text_encoder/pytorch_model.bin",
-        "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer/special_tokens_map.json",
-        "scheduler/scheduler_config.json",
-        "safety_checker/config.json", "safety_checker/pytorch_model.bin", "feature_extractor/preprocessor_config.json",
-    ]
-    assert select_files(repo, DIFFUSION) == sorted([
         "model_index.json",
-        "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-        "vae/config.json", "vae/diffusion_pytorch_model.bin",
-        "text_encoder/config.json", "text_encoder/pytorch_model.bin",
-        "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer/special_tokens_map.json",
+        "README.md",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.bin",
+        "unet/diffusion_pytorch_model.safetensors",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "unet/diffusion_pytorch_model.non_ema.bin",
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.bin",
+        "text_encoder/config.json",
+        "text_encoder/pytorch_model.bin",
+        "tokenizer/vocab.json",
+        "tokenizer/merges.txt",
+        "tokenizer/special_tokens_map.json",
         "scheduler/scheduler_config.json",
-    ])
+        "safety_checker/config.json",
+        "safety_checker/pytorch_model.bin",
+        "feature_extractor/preprocessor_config.json",
+    ]
+    assert select_files(repo, DIFFUSION) == sorted(
+        [
+            "model_index.json",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.bin",
+            "text_encoder/config.json",
+            "text_encoder/pytorch_model.bin",
+            "tokenizer/vocab.json",
+            "tokenizer/merges.txt",
+            "tokenizer/special_tokens_map.json",
+            "scheduler/scheduler_config.json",
+        ]
+    )
 
 
 def test_cache_dir_follows_environment(tmp_path):

@@ -34,7 +34,9 @@ def attention_arrays(result: Segmentation, settings: FasegSettings) -> dict[str,
 
 def recompute_labels(arrays, size: tuple[int, int]) -> np.ndarray:
     """Steps 6-9 of SPEC §2 from saved arrays: fusion, HARD, flipping back, threshold; ``size`` = (w, h)."""
-    settings = FasegSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(str(arrays["settings"])).items()})
+    settings = FasegSettings(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(str(arrays["settings"])).items()}
+    )
     cross = {int(k[6:]): torch.from_numpy(arrays[k]) for k in arrays if k.startswith("cross_")}
     self_maps = {int(k[5:]): torch.from_numpy(arrays[k]) for k in arrays if k.startswith("self_")}
     fused = fuse_cross(cross, settings.level_weights(settings.cross_weights), settings.latent_size)

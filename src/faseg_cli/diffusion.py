@@ -90,4 +90,3 @@ class DiffusionModel:
         """One UNet evaluation (velocity for rectified flow) at ``timestep`` conditioned on ``text``."""
         t = torch.full((latents.shape[0],), timestep, device=self.device)
         return self.unet(latents.to(memory_format=self.memory_format), t, encoder_hidden_states=text).sample
-

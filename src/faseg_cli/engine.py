@@ -115,8 +115,12 @@ class Segmenter:
         results: list[Segmentation | None] = [None] * len(pictures)
         todo = [i for i, c in enumerate(classes) if c]
         if todo:
-            for i, seg in zip(todo, self._run([pictures[i] for i in todo], [classes[i] for i in todo],
-                                              [prompts[i] for i in todo], keep_maps)):
+            for i, seg in zip(
+                todo,
+                self._run(
+                    [pictures[i] for i in todo], [classes[i] for i in todo], [prompts[i] for i in todo], keep_maps
+                ),
+            ):
                 results[i] = seg
         size = self.settings.resolution
         for i, pic in enumerate(pictures):

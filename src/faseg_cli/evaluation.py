@@ -190,8 +190,9 @@ def evaluate(
     matrices, images, failed, seconds = _sum_over_processes(workers, state, len(errors))
     if state_file and not failed and (limit is None or limit >= len(dataset)):
         state_file.unlink(missing_ok=True)
-    return Evaluation(info, dataset.class_names, thresholds, matrices, images, failed, seconds,
-                      workers.world_size, errors)
+    return Evaluation(
+        info, dataset.class_names, thresholds, matrices, images, failed, seconds, workers.world_size, errors
+    )
 
 
 def _model_info(segmenter, name: str | None) -> dict[str, Any]:
@@ -201,8 +202,9 @@ def _model_info(segmenter, name: str | None) -> dict[str, Any]:
     return {"name": name, "revision": model_revision(name or str(path), path), "path": str(path.resolve())}
 
 
-def _start_state(info, workers: Workers, samples: list[Sample], count: int, num_classes: int,
-                 state_file: Path | None, resume: bool) -> EvalState:
+def _start_state(
+    info, workers: Workers, samples: list[Sample], count: int, num_classes: int, state_file: Path | None, resume: bool
+) -> EvalState:
     """The saved state when resuming (refused if it belongs to another run), else an empty one."""
     fingerprint = {k: v for k, v in info.items() if k != "limit"}
     fingerprint = json.loads(json.dumps({**fingerprint, "processes": workers.world_size, "rank": workers.rank}))

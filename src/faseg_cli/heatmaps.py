@@ -14,7 +14,19 @@ from PIL import Image, ImageDraw, ImageFont
 
 from faseg_cli.engine import Segmentation
 
-_ANCHORS = np.array([(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66), (245, 125, 21), (250, 193, 39), (252, 255, 164)], float)
+_ANCHORS = np.array(
+    [
+        (0, 0, 4),
+        (40, 11, 84),
+        (101, 21, 110),
+        (159, 42, 99),
+        (212, 72, 66),
+        (245, 125, 21),
+        (250, 193, 39),
+        (252, 255, 164),
+    ],
+    float,
+)
 
 
 def colorize(values: np.ndarray) -> np.ndarray:

@@ -70,7 +70,9 @@ def collect_inputs(args: list[str], recursive: bool = False, stdin: TextIO | Non
 
 def _add_folder(folder: Path, recursive: bool, extensions, add, found: CollectedInputs) -> None:
     entries = sorted(folder.rglob("*") if recursive else folder.iterdir())
-    files = [p for p in entries if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    files = [
+        p for p in entries if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
     images = [p for p in files if p.suffix.lower() in extensions]
     if len(images) < len(files):
         found.notes.append(f"{folder}: skipped {len(files) - len(images)} files that are not images")

@@ -1,10 +1,10 @@
 """Where results go and how they are written: names that never collide, atomic files.
 
 Each image gets ``<name>.png`` (palette label map), optionally ``<name>.overlay.jpg``
-and ``<name>.npz``, or with ``faseg attention`` a folder ``<name>/``. ``<name>`` mirrors the image's path below the folder argument it
-came from (or its stem); names that would still collide get ``-2``, ``-3``... in input
-order. Every file is written to a temporary name and renamed, so an interrupted run
-leaves no half-written result.
+and ``<name>.npz``, or with ``faseg attention`` a folder ``<name>/``. ``<name>``
+mirrors the image's path below the folder argument it came from (or its stem); names
+that would still collide get ``-2``, ``-3``... in input order. Every file is written
+to a temporary name and renamed, so an interrupted run leaves no half-written result.
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ def overlay_image(image: Image.Image, labels: np.ndarray, classes: list[str], al
         text = f"{classes[k - 1]} {share:.0f}%"
         width = draw.textlength(text, font=font)
         draw.rectangle([pad, y, pad * 3 + size + width, y + size + pad], fill=(0, 0, 0))
-        draw.rectangle([pad * 2, y + pad // 2, pad * 2 + size, y + pad // 2 + size], fill=tuple(int(c) for c in colors[k]))
+        draw.rectangle(
+            [pad * 2, y + pad // 2, pad * 2 + size, y + pad // 2 + size], fill=tuple(int(c) for c in colors[k])
+        )
         draw.text((pad * 3 + size, y + pad // 2), text, fill=(255, 255, 255), font=font)
         y += size + pad * 2
     return out

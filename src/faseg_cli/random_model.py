@@ -18,14 +18,24 @@ TINY_WORDS = ("dog", "cat", "car", "person", "tv", "monitor", "photo", "of", "a"
 
 PRESETS = {
     "tiny": {
-        "unet": {"block_out_channels": (32, 32, 64, 64), "layers_per_block": 1, "attention_head_dim": 4,
-                 "cross_attention_dim": 32, "norm_num_groups": 8},
+        "unet": {
+            "block_out_channels": (32, 32, 64, 64),
+            "layers_per_block": 1,
+            "attention_head_dim": 4,
+            "cross_attention_dim": 32,
+            "norm_num_groups": 8,
+        },
         "vae": {"block_out_channels": (16, 16, 32, 32), "layers_per_block": 1, "norm_num_groups": 8},
         "text": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4},
     },
     "sd15": {
-        "unet": {"block_out_channels": (320, 640, 1280, 1280), "layers_per_block": 2, "attention_head_dim": 8,
-                 "cross_attention_dim": 768, "norm_num_groups": 32},
+        "unet": {
+            "block_out_channels": (320, 640, 1280, 1280),
+            "layers_per_block": 2,
+            "attention_head_dim": 8,
+            "cross_attention_dim": 768,
+            "norm_num_groups": 32,
+        },
         "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32},
         "text": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12},
     },

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+
 @dataclass
 class RecordedAttention:
     """Head- and layer-averaged maps of one pass, per square resolution r.
@@ -128,9 +129,14 @@ class RecordingAttnProcessor:
         is_cross = encoder_hidden_states is not None
         context = hidden_states
         if is_cross:
-            context = attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states
+            context = (
+                attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states
+            )
         h = attn.heads
-        q, k, v = (x.view(b, -1, h, x.shape[-1] // h).transpose(1, 2) for x in (attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)))
+        q, k, v = (
+            x.view(b, -1, h, x.shape[-1] // h).transpose(1, 2)
+            for x in (attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context))
+        )
         if attn.norm_q is not None:
             q, k = attn.norm_q(q), attn.norm_k(k)
         if self.recorder.active and not is_cross:

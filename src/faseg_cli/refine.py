@@ -60,7 +60,10 @@ def block_sum(x: torch.Tensor, r: int, size: int) -> torch.Tensor:
 
 
 def propagate(self_map: torch.Tensor, values: torch.Tensor, size: int, tau: int) -> torch.Tensor:
-    """``lift(S)^tau @ V`` without building the lift. ``self_map`` ``(B, r*r, r*r)``, ``values`` ``(B, size*size, C)``."""
+    """``lift(S)^tau @ V`` without building the lift.
+
+    ``self_map`` is ``(B, r*r, r*r)``, ``values`` ``(B, size*size, C)``.
+    """
     r = int(round(self_map.shape[-1] ** 0.5))
     if r == size:
         x = values

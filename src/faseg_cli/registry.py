@@ -50,16 +50,6 @@ DIFFUSION = ModelSource(
     license="CC-BY-NC-4.0 (non-commercial use only)",
 )
 
-TINY_RANDOM = ModelSource(
-    name="tiny-random",
-    repo_id="faseg/tiny-random",
-    revision="v1",
-    components=DIFFUSION.components[:4],
-    description="a tiny random-weight model of the same architecture, made locally "
-    "for smoke tests: it runs anywhere in seconds, its masks are meaningless",
-    builder="faseg_cli.random_model:write_tiny_model",
-)
-
 BLIP = ModelSource(
     name="blip",
     repo_id="Salesforce/blip-image-captioning-large",
@@ -83,23 +73,25 @@ CLIP = ModelSource(
     description="CLIP ViT-B/16 (TagCLIP multi-label classifier and caption-word matching)",
 )
 
-TINY_BLIP = ModelSource(
-    name="tiny-blip",
-    repo_id="faseg/tiny-blip",
-    revision="v1",
-    components=BLIP.components,
-    description="a tiny random-weight BLIP made locally for smoke tests: its captions are meaningless",
-    builder="faseg_cli.candidates.random_models:write_tiny_blip",
-)
 
-TINY_CLIP = ModelSource(
-    name="tiny-clip",
-    repo_id="faseg/tiny-clip",
-    revision="v1",
-    components=CLIP.components,
-    description="a tiny random-weight CLIP made locally for smoke tests: its labels are meaningless",
-    builder="faseg_cli.candidates.random_models:write_tiny_clip",
+def _generated(name: str, components: tuple[Component, ...], what: str, builder: str) -> ModelSource:
+    """A tiny random-weight model of the same layout, built locally for smoke tests."""
+    return ModelSource(
+        name=name,
+        repo_id=f"faseg/{name}",
+        revision="v1",
+        components=components,
+        description=f"a tiny random-weight {what} made locally for smoke tests: "
+        "it runs anywhere in seconds, its output is meaningless",
+        builder=builder,
+    )
+
+
+TINY_RANDOM = _generated(
+    "tiny-random", DIFFUSION.components[:4], "diffusion model", "faseg_cli.random_model:write_tiny_model"
 )
+TINY_BLIP = _generated("tiny-blip", BLIP.components, "BLIP", "faseg_cli.candidates.random_models:write_tiny_blip")
+TINY_CLIP = _generated("tiny-clip", CLIP.components, "CLIP", "faseg_cli.candidates.random_models:write_tiny_clip")
 
 MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, TINY_RANDOM, BLIP, CLIP, TINY_BLIP, TINY_CLIP)}
 

@@ -60,9 +60,7 @@ def load_vocabulary(name_or_path: str) -> Vocabulary:
         return parse_vocabulary(name_or_path, text)
     path = Path(name_or_path).expanduser()
     if not path.is_file():
-        raise UsageError(
-            f"--vocab {name_or_path}: not a built-in vocabulary ({', '.join(builtin_names())}) nor a file"
-        )
+        raise UsageError(f"--vocab {name_or_path}: not a built-in vocabulary ({', '.join(builtin_names())}) nor a file")
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:

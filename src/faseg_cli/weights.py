@@ -147,9 +147,7 @@ def _cached(source: ModelSource) -> Path | None:
 
     try:
         path = Path(
-            snapshot_download(
-                source.repo_id, revision=source.revision, cache_dir=_hub_cache(), local_files_only=True
-            )
+            snapshot_download(source.repo_id, revision=source.revision, cache_dir=_hub_cache(), local_files_only=True)
         )
     except Exception:  # noqa: BLE001 - any failure here only means "not cached"
         return None
@@ -180,8 +178,9 @@ def _download(source: ModelSource) -> Path:
             )
         )
     except Exception as exc:  # noqa: BLE001 - network and hub failures all end the same way
+        reason = str(exc).splitlines()[0] if str(exc) else ""
         raise WeightsError(
-            f"could not download {source.repo_id}@{short}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            f"could not download {source.repo_id}@{short}: {type(exc).__name__}: {reason}"
             " (check the network, or pass --model with a local directory)"
         ) from exc
     _check_layout(path, source, f"{source.repo_id}@{short}")

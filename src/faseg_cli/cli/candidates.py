@@ -58,7 +58,9 @@ def candidates_command(
 
     def prepare():
         generator = candidates.generator(devices, captions_given=captions is not None)
-        return lambda items: generator.generate([image for image, _ in items], [c for _, c in items] if captions else None)
+        return lambda items: generator.generate(
+            [image for image, _ in items], [c for _, c in items] if captions else None
+        )
 
     def emit(entry, loaded, found, seconds):
         path = entry[0].path

@@ -22,7 +22,9 @@ def evaluate(
     dataset: str = typer.Argument(..., help=f"Dataset setting: {DATASETS}."),
     root: Path = typer.Argument(..., help="The dataset's folder or a parent of it (see docs/datasets.md)."),
     class_lists: Optional[str] = typer.Option(
-        None, "--candidates", help="Class list per image: gt (classes in the ground truth; default), auto (BLIP + TagCLIP) or a file."
+        None,
+        "--candidates",
+        help="Class list per image: gt (classes in the ground truth; default), auto (BLIP + TagCLIP) or a file.",
     ),
     captions: Optional[str] = typer.Option(
         None, "--captions", help="Caption per image: none ('a photo of <classes>'; default), auto (BLIP) or a file."
@@ -60,8 +62,14 @@ def evaluate(
         configure_logging(quiet=True)
     data = get_dataset(dataset).open(root)
     if predictions is not None:
-        given = {"--thresholds": thresholds, "--threshold": engine.threshold, "--candidates": class_lists,
-                 "--captions": captions, "--save-masks": save_masks, "--resume": resume or None}
+        given = {
+            "--thresholds": thresholds,
+            "--threshold": engine.threshold,
+            "--candidates": class_lists,
+            "--captions": captions,
+            "--save-masks": save_masks,
+            "--resume": resume or None,
+        }
         for flag, value in given.items():
             if value is not None:
                 raise UsageError(f"{flag} does not apply to --predictions, which scores saved masks")
@@ -72,15 +80,39 @@ def evaluate(
             for message in result.errors:
                 error(message)
     else:
-        result = _run_model(data, engine, candidates, workers, class_lists, captions, thresholds, limit, save_masks,
-                            output, resume, batch_size)
+        result = _run_model(
+            data,
+            engine,
+            candidates,
+            workers,
+            class_lists,
+            captions,
+            thresholds,
+            limit,
+            save_masks,
+            output,
+            resume,
+            batch_size,
+        )
     if workers.primary:
         _report(result, output, json_output)
     raise typer.Exit(1 if result.failed else 0)
 
 
-def _run_model(data, engine, candidate_models, workers, class_lists, captions, thresholds, limit, save_masks, output,
-               resume, batch_size):
+def _run_model(
+    data,
+    engine,
+    candidate_models,
+    workers,
+    class_lists,
+    captions,
+    thresholds,
+    limit,
+    save_masks,
+    output,
+    resume,
+    batch_size,
+):
     from faseg_cli.eval_sources import prompt_source
     from faseg_cli.eval_state import state_path
     from faseg_cli.evaluation import evaluate, parse_thresholds
@@ -107,21 +139,42 @@ def _run_model(data, engine, candidate_models, workers, class_lists, captions, t
     models.attach(prompts.source, engine, generate=prompts.generates_classes)
     with workers.connected(segmenter.model.device), _progress(workers.primary) as progress:
         return evaluate(
-            data, segmenter, prompts, thresholds=sweep, batch_size=batch_size, limit=limit,
-            masks_dir=save_masks, state_file=state_file, resume=resume, workers=workers,
-            on_progress=progress, model_name=engine.model,
+            data,
+            segmenter,
+            prompts,
+            thresholds=sweep,
+            batch_size=batch_size,
+            limit=limit,
+            masks_dir=save_masks,
+            state_file=state_file,
+            resume=resume,
+            workers=workers,
+            on_progress=progress,
+            model_name=engine.model,
         )
 
 
 @contextmanager
 def _progress(show: bool):
     """A progress callback: a bar with the running mIoU on a terminal, and one error line per failed image."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = stderr()
-    columns = (TextColumn("Evaluating"), BarColumn(), MofNCompleteColumn(), TextColumn("mIoU {task.fields[miou]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("Evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("mIoU {task.fields[miou]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, disable=not (show and console.is_terminal)) as bar:
         task = bar.add_task("", total=None, miou="-")
 

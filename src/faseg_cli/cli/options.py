@@ -182,10 +182,17 @@ def _param(name: str, annotation, info) -> inspect.Parameter:
 def _from_fields(group, panel: str) -> list:
     """One option per dataclass field, with the field's default and the help text above."""
     return [
-        _param(f.name, f.type, typer.Option(
-            f.default, *_DECLS.get(f.name, ["--" + f.name.replace("_", "-")]), help=HELP[f.name],
-            rich_help_panel=panel, show_default=f.name != "threshold",
-        ))
+        _param(
+            f.name,
+            f.type,
+            typer.Option(
+                f.default,
+                *_DECLS.get(f.name, ["--" + f.name.replace("_", "-")]),
+                help=HELP[f.name],
+                rich_help_panel=panel,
+                show_default=f.name != "threshold",
+            ),
+        )
         for f in fields(group)
     ]
 
@@ -202,14 +209,34 @@ def batch_options(output_dir: Optional[str], what: str):
     lines); ``what`` says what stdout carries without --json.
     """
     params = [
-        _param("inputs", List[str], typer.Argument(..., help="Image files, folders, glob patterns, or - to read paths from stdin.")),
-        _param("recursive", bool, typer.Option(False, "--recursive", "-r", help="Descend into subfolders of folder inputs.")),
+        _param(
+            "inputs",
+            List[str],
+            typer.Argument(..., help="Image files, folders, glob patterns, or - to read paths from stdin."),
+        ),
+        _param(
+            "recursive",
+            bool,
+            typer.Option(False, "--recursive", "-r", help="Descend into subfolders of folder inputs."),
+        ),
         _param("batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, help="Images per model pass.")),
     ]
     if output_dir is not None:
         params += [
-            _param("output_dir", Path, typer.Option(Path(output_dir), "--output-dir", "-o", help="Where results are written.")),
-            _param("json_lines", bool, typer.Option(False, "--json", help=f"One JSON object per image on stdout instead of {what}.")),
-            _param("skip_existing", bool, typer.Option(False, "--skip-existing", help="Skip images whose outputs all exist (resume).")),
+            _param(
+                "output_dir",
+                Path,
+                typer.Option(Path(output_dir), "--output-dir", "-o", help="Where results are written."),
+            ),
+            _param(
+                "json_lines",
+                bool,
+                typer.Option(False, "--json", help=f"One JSON object per image on stdout instead of {what}."),
+            ),
+            _param(
+                "skip_existing",
+                bool,
+                typer.Option(False, "--skip-existing", help="Skip images whose outputs all exist (resume)."),
+            ),
         ]
     return _grouped(BatchOptions, "batch", params)

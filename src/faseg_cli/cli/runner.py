@@ -49,7 +49,13 @@ def run_batches(
     a failure of ``compute`` fails its whole batch. Usage errors still stop the run.
     """
     console = stderr()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task(description, total=len(entries))
         for start in range(0, len(entries), batch_size):

@@ -31,7 +31,10 @@ def parse_class_list(text: Optional[str]) -> list:
 
 
 def class_source(classes, classes_from, caption, captions_from, candidates: CandidateOptions):
-    """The ``ClassSource`` for the class and caption options; conflicts are usage errors, found before any model loads."""
+    """The ``ClassSource`` for the class and caption options.
+
+    Conflicting options are usage errors, found before any model loads.
+    """
     from faseg_cli.class_sources import ClassSource
     from faseg_cli.per_image_files import read_captions, read_class_lists
 
