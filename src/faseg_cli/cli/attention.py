@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import guarded
+from faseg_cli.cli.console import guarded, print_result
 from faseg_cli.cli.options import (
     BatchOptions,
     CandidateOptions,
@@ -61,6 +61,7 @@ def attention(
         item, plan = entry
         grids = {f"{k + 1:02d}-{name}": class_grid(job.image, result, k) for k, name in enumerate(result.classes)}
         write_attention(plan.files["attention"], attention_arrays(result, settings), grids)
-        typer.echo(json_record(item, plan.files, result, seconds) if batch.json_lines else str(plan.files["attention"]))
+        folder = plan.files["attention"]
+        print_result(json_record(item, plan.files, result, seconds) if batch.json_lines else str(folder))
 
     raise typer.Exit(run_image_command(batch, ["attention"], prepare, emit, "Dumped", job_loader(source)))

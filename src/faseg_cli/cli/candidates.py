@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import guarded, note
+from faseg_cli.cli.console import guarded, note, print_result
 from faseg_cli.cli.options import (
     BatchOptions,
     CandidateOptions,
@@ -73,7 +73,7 @@ def candidates_command(
             "scores": {name: round(score, 5) for name, score in found.scores.items()},
             "seconds": round(seconds, 4),
         }
-        typer.echo(json.dumps(record, ensure_ascii=False))
+        print_result(json.dumps(record, ensure_ascii=False))
         found_classes[path.stem] = found.candidates
         found_captions[path.stem] = found.caption
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import warnings
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -19,9 +21,38 @@ from faseg_cli.errors import FasegError
 INTERRUPTED = 130
 
 
+_live: list = []
+"""The progress display being shown, if any: notes and errors print above it."""
+
+
 def stderr() -> Console:
-    """A console on the current ``sys.stderr`` (looked up at print time, so tests can capture it)."""
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    """The console for messages: the live progress display's, else one on the current ``sys.stderr``."""
+    return _live[-1].console if _live else Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_result(text: str) -> None:
+    """Write one result line to stdout (above the progress bar when both share the terminal)."""
+    if _live and sys.stdout.isatty():
+        _live[-1].console.print(text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        typer.echo(text)
+
+
+@contextmanager
+def progress_bar(*columns, show: bool = True):
+    """A rich progress display on stderr, shown only on a terminal; messages print above it meanwhile."""
+    from rich.progress import Progress
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    visible = show and console.is_terminal
+    with Progress(*columns, console=console, disable=not visible, redirect_stdout=False, redirect_stderr=False) as bar:
+        if visible:
+            _live.append(bar)
+        try:
+            yield bar
+        finally:
+            if visible:
+                _live.pop()
 
 
 def note(message: str) -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import configure_logging, error, guarded, note, stderr
+from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar, stderr
 from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import UsageError
 
@@ -157,16 +157,8 @@ def _run_model(
 @contextmanager
 def _progress(show: bool):
     """A progress callback: a bar with the running mIoU on a terminal, and one error line per failed image."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    console = stderr()
     columns = (
         TextColumn("Evaluating"),
         BarColumn(),
@@ -175,7 +167,7 @@ def _progress(show: bool):
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, disable=not (show and console.is_terminal)) as bar:
+    with progress_bar(*columns, show=show) as bar:
         task = bar.add_task("", total=None, miou="-")
 
         def update(event) -> None:

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from faseg_cli.cli.console import error, note, stderr
+from faseg_cli.cli.console import error, note, progress_bar
 from faseg_cli.errors import FasegError, InputError, UsageError
 
 Entry = TypeVar("Entry")
@@ -48,7 +48,6 @@ def run_batches(
     Failures of one input (``FasegError`` from load or emit) are reported and counted;
     a failure of ``compute`` fails its whole batch. Usage errors still stop the run.
     """
-    console = stderr()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -56,7 +55,7 @@ def run_batches(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+    with progress_bar(*columns) as progress:
         task = progress.add_task(description, total=len(entries))
         for start in range(0, len(entries), batch_size):
             loaded = []

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import guarded, note
+from faseg_cli.cli.console import guarded, note, print_result
 from faseg_cli.cli.options import (
     BatchOptions,
     CandidateOptions,
@@ -132,7 +132,7 @@ def segment(
             write_overlay(files["overlay"], job.image, result.labels, result.classes)
         if scores:
             write_scores(files["scores"], result.scores.numpy(), result.classes)
-        typer.echo(json_record(item, files, result, seconds) if batch.json_lines else str(files["mask"]))
+        print_result(json_record(item, files, result, seconds) if batch.json_lines else str(files["mask"]))
 
     kinds = ["mask"] + ["overlay"] * overlay + ["scores"] * scores
     raise typer.Exit(run_image_command(batch, kinds, prepare, emit, "Segmented", job_loader(source)))
