@@ -151,3 +151,33 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(run, tmp_path, monkeypatch)
     result = run("segment", "a.png", "--classes", "dog")
     assert result.exit_code == 130 and "interrupted" in result.stderr
     assert list((tmp_path / "faseg-out").iterdir()) == []
+
+
+def test_attention_never_replaces_a_folder_it_did_not_write(run, tmp_path):
+    imagefiles.rgb(tmp_path / "ex.jpg")
+    (tmp_path / "ex").mkdir()
+    (tmp_path / "ex" / "notes.txt").write_text("keep me")
+    result = run("attention", "ex.jpg", "--classes", "dog", "-o", ".")
+    assert result.exit_code == 1 and "refusing to replace" in result.stderr
+    assert (tmp_path / "ex" / "notes.txt").read_text() == "keep me"
+
+
+def test_bad_per_image_class_lists(run, tmp_path):
+    for name in ("a.png", "b.png"):
+        imagefiles.rgb(tmp_path / name)
+    (tmp_path / "bad.jsonl").write_text('{"image": 5, "candidates": ["dog"]}\n')
+    result = run("segment", "a.png", "--classes-from", "bad.jsonl")
+    assert result.exit_code == 2 and "expected an object with 'image'" in result.stderr
+    lines = ['{"image": "a.png", "candidates": ["dog", "dog"]}', '{"image": "b.png", "candidates": ["cat"]}']
+    (tmp_path / "lists.jsonl").write_text("\n".join(lines) + "\n")
+    result = run("segment", "a.png", "b.png", "--classes-from", "lists.jsonl")
+    assert result.exit_code == 1 and result.stdout.splitlines() == ["faseg-out/b.png"]
+    assert "a.png" in result.stderr and "duplicate class name" in result.stderr
+
+
+def test_options_checked_before_any_model_loads(run, tmp_path):
+    imagefiles.rgb(tmp_path / "a.png")
+    result = run("segment", "a.png", "--vocab", "voc", "--candidate-source", "magic")
+    assert result.exit_code == 2 and "candidate source 'magic'" in result.stderr and "Using" not in result.stderr
+    result = runner.invoke(app, ["segment", "a.png", "--classes", "dog", "--device", "cuda:x"])
+    assert result.exit_code == 2 and "cuda:x" in result.stderr

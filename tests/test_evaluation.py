@@ -108,7 +108,6 @@ def test_resume_refuses_another_runs_state(segmenter, voc, tmp_path):
 
 
 def test_sources(voc, tmp_path):
-    from faseg_cli.errors import InputError
     from faseg_cli.eval_sources import Item
 
     items = [Item(s, load_image(s.image_path), voc.load_label(s)) for s in voc.samples()]
@@ -123,8 +122,11 @@ def test_sources(voc, tmp_path):
     assert classes == [["dining table", "tv monitor", "person"]] * len(items)
     assert captions == [f"caption of {i}" for i in ids] and files.classes_name.startswith("file:")
     (tmp_path / "lists.json").write_text(json.dumps({ids[0]: "dog"}))
-    with pytest.raises(InputError, match="no entry"):
-        prompt_source(str(tmp_path / "lists.json"), "none", voc)(items)
+    with pytest.raises(UsageError, match="no entry for 2 samples"):
+        prompt_source(str(tmp_path / "lists.json"), "none", voc)
+    (tmp_path / "lists.json").write_text("\n".join(json.dumps({"image": i, "candidates": ["unicorn"]}) for i in ids))
+    with pytest.raises(UsageError, match="'unicorn' is not a class of voc"):
+        prompt_source(str(tmp_path / "lists.json"), "none", voc)
     assert prompt_source("auto", "auto", voc).generates_classes
 
 

@@ -95,4 +95,5 @@ def test_labels_threshold_argmax_and_background():
     scores = torch.tensor([[[0.9, 0.2], [0.5, 0.6]], [[0.1, 0.3], [0.54, 0.7]]])
     assert labels_from_scores(scores, 0.55).tolist() == [[1, 0], [0, 2]]
     assert labels_from_scores(scores, 0.0).tolist() == [[1, 2], [2, 2]]
+    assert labels_from_scores(scores - 1, 0.0).tolist() == [[1, 2], [2, 2]]
     assert labels_from_scores(torch.zeros(0, 2, 3), 0.5).tolist() == [[0, 0, 0], [0, 0, 0]]

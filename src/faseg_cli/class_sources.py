@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from faseg_cli.errors import InputError, UsageError
 from faseg_cli.per_image_files import PerImage
+from faseg_cli.prompts import validate_classes
 
 AUTO = "auto"
 
@@ -39,8 +41,17 @@ class ClassSource:
     """A ``Captioner``, when ``caption`` is ``"auto"``."""
 
     def job(self, path, image: Image.Image) -> Job:
-        """The image's class list and caption as far as they are known (``InputError`` if missing from a file)."""
-        classes = self.class_lists.get(path) if self.class_lists is not None else self.classes
+        """The image's class list and caption as far as they are known.
+
+        ``InputError`` (this image fails, the others go on) when the image is missing from
+        a file or its list there is invalid (empty or duplicate names).
+        """
+        classes = self.classes
+        if self.class_lists is not None:
+            try:
+                classes = validate_classes(self.class_lists.get(path))
+            except UsageError as exc:
+                raise InputError(f"{path}: {self.class_lists.source}: {exc}") from None
         caption = self.captions.get(path) if self.captions is not None else self.caption
         return Job(image, None if classes is None else list(classes), None if caption == AUTO else caption)
 

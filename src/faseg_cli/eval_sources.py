@@ -51,10 +51,6 @@ class PromptSource:
     def generates_classes(self) -> bool:
         return self.classes_name == AUTO
 
-    @property
-    def generates_captions(self) -> bool:
-        return self.captions_name == AUTO
-
 
 def prompt_source(candidates: str, captions: str, dataset: Dataset) -> PromptSource:
     """The source for the ``--candidates`` and ``--captions`` values; files are read now (usage errors early)."""
@@ -67,6 +63,7 @@ def prompt_source(candidates: str, captions: str, dataset: Dataset) -> PromptSou
         captions=read_captions(captions) if captions not in ("none", AUTO) else None,
         caption=AUTO if captions == AUTO else None,
     )
+    _check_files(source, dataset)
     name = {"gt": "gt", AUTO: AUTO}
     return PromptSource(
         name.get(candidates, f"file:{candidates}"),
@@ -74,3 +71,35 @@ def prompt_source(candidates: str, captions: str, dataset: Dataset) -> PromptSou
         source,
         dataset if candidates == "gt" else None,
     )
+
+
+def _check_files(source: ClassSource, dataset: Dataset) -> None:
+    """Usage error unless the files cover every sample with names of the dataset's classes.
+
+    Checked before the run, so that one bad entry cannot stop it halfway (or, under
+    several processes, leave the others waiting).
+    """
+    from faseg_cli.errors import InputError, UsageError
+
+    names = {n.lower() for n in dataset.prompt_names}
+    for table in (source.class_lists, source.captions):
+        if table is None:
+            continue
+        missing = [s.id for s in dataset.samples() if _missing(table, s.id, InputError)]
+        if missing:
+            raise UsageError(f"{table.source}: no entry for {len(missing)} samples of the split, e.g. {missing[0]}")
+    if source.class_lists is not None:
+        for sample in dataset.samples():
+            unknown = [c for c in source.class_lists.get(sample.id) if c.lower() not in names]
+            if unknown:
+                raise UsageError(
+                    f"{source.class_lists.source}, {sample.id}: {unknown[0]!r} is not a class of {dataset.name}"
+                )
+
+
+def _missing(table, key: str, error: type) -> bool:
+    try:
+        table.get(key)
+    except error:
+        return True
+    return False

@@ -41,7 +41,8 @@ def _tile(image: Image.Image, values: torch.Tensor | None, width: int, height: i
     base = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
     if values is None:
         return Image.fromarray(base.astype(np.uint8))
-    v = F.interpolate(values.float()[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+    values = values.detach().float().cpu()[None, None]
+    v = F.interpolate(values, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
     low, high = v.min(), v.max()
     v = ((v - low) / (high - low)).numpy() if high > low else np.zeros((height, width))
     return Image.fromarray(((1 - alpha) * base + alpha * colorize(v)).astype(np.uint8))

@@ -51,7 +51,8 @@ def plan_outputs(items: list[InputItem], output_dir: Path, kinds: list[str]) -> 
     inputs = {item.path.resolve() for item in items}
     for plan in plans:
         for path in plan.files.values():
-            if path.resolve() in inputs:
+            target = path.resolve()
+            if target in inputs or any(target in i.parents for i in inputs):
                 raise UsageError(f"refusing to overwrite input {path}: choose another --output-dir")
     return plans
 
@@ -157,12 +158,20 @@ def write_attention(folder: Path, arrays: dict[str, np.ndarray], grids: dict[str
         for name, grid in grids.items():
             grid.save(tmp / f"{safe_name(name)}.png", format="PNG")
         if folder.exists():
+            _check_replaceable(folder)
             shutil.rmtree(folder)
         os.replace(tmp, folder)
     except OSError as exc:
         raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_replaceable(folder: Path) -> None:
+    """Refuse to replace a folder unless it holds only what ``write_attention`` writes."""
+    entries = list(folder.iterdir()) if folder.is_dir() else [folder]
+    if any(not (p.is_file() and (p.name == "attention.npz" or p.suffix == ".png")) for p in entries):
+        raise OutputError(f"refusing to replace {folder}: it holds files faseg did not write")
 
 
 def safe_name(text: str) -> str:

@@ -43,7 +43,10 @@ def read_class_lists(path: str | Path, vocabulary: Vocabulary | None = None) -> 
             raise UsageError(f"{path}: class lists in this format need --vocab to split multi-word names")
         from faseg_cli.candidates.reference_format import load_class_lists
 
-        return PerImage(Path(path), load_class_lists(path, vocabulary))
+        try:
+            return PerImage(Path(path), load_class_lists(path, vocabulary))
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
     return _by_image(path, data, "candidates", list)
 
 
@@ -54,7 +57,7 @@ def read_captions(path: str | Path) -> PerImage:
         if not all(isinstance(v, str) for v in data.values()):
             raise UsageError(f"{path}: expected a JSON object mapping image ids to captions")
         return PerImage(Path(path), data)
-    return _by_image(path, data, "caption", str)
+    return _by_image(path, data, "caption", (str, type(None)))
 
 
 def _read(path: str | Path):
@@ -83,7 +86,8 @@ def _by_image(path, records: list, field: str, kind: type) -> PerImage:
     entries: dict = {}
     stems: dict[str, int] = {}
     for number, record in enumerate(records, start=1):
-        if not isinstance(record, dict) or "image" not in record or not isinstance(record.get(field), kind):
+        valid = isinstance(record, dict) and isinstance(record.get("image"), str)
+        if not valid or not isinstance(record.get(field), kind):
             raise UsageError(f"{path}, line {number}: expected an object with 'image' and '{field}'")
         entries[str(record["image"])] = record[field]
         stem = Path(record["image"]).stem

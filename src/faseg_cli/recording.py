@@ -86,7 +86,8 @@ class AttentionRecorder:
         """Attention output of ``(b, h, n, d)`` heads, recording the head-summed probabilities.
 
         Memory stays at two ``(b, n, n)`` fp32 maps (the probabilities of one head and
-        the sum) whatever the number of heads; no large tensor is allocated per head.
+        the sum) whatever the number of heads; in fp32 no large tensor is allocated per
+        head (in fp16/bf16 the scores and the probabilities for ``PV`` are).
         """
         b, h, n, d = q.shape
         q = q * scale
@@ -96,7 +97,7 @@ class AttentionRecorder:
         for i in range(h):
             exact = q.dtype == torch.float32
             scores = torch.matmul(q[:, i], k[:, i].transpose(-1, -2), out=probs if exact else None)
-            torch.softmax(scores.float(), -1, out=probs)
+            torch.softmax(scores, -1, dtype=torch.float32, out=probs)
             total = probs.clone() if total is None else total.add_(probs)
             torch.matmul(probs if exact else probs.to(v.dtype), v[:, i], out=out[i])
         self._add("self", n, total, h)
@@ -110,7 +111,7 @@ class AttentionRecorder:
         b, h, n, d = q.shape
         m = embeds.shape[0]
         keys = attn.to_k(embeds).view(m, 1, -1, h, d).transpose(2, 3)
-        scores = torch.matmul(q.view(m, b // m, h, n, d), keys.transpose(-1, -2)) * attn.scale
+        scores = torch.matmul(q.view(m, b // m, h, n, d) * attn.scale, keys.transpose(-1, -2))
         probs = scores.float().unflatten(-1, (-1, self._prompt_length)).softmax(-1).flatten(-2)
         per_class = torch.matmul(probs.sum(2), self._token_weights.unsqueeze(1))
         self._add("cross", n, per_class.reshape(b, n, -1), h)

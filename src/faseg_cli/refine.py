@@ -124,8 +124,11 @@ def merge_flipped(maps: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def labels_from_scores(scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Per pixel: 1 + argmax over classes, or 0 (background) where the best score is below ``threshold``."""
+    """Per pixel: 1 + argmax over classes, or 0 (background) where the best score is below ``threshold``.
+
+    A threshold of 0 means no background at all (bicubic upsampling can take scores below 0).
+    """
     if scores.shape[0] == 0:
         return torch.zeros(scores.shape[1:], dtype=torch.long)
     best, index = scores.max(0)
-    return torch.where(best >= threshold, index + 1, 0)
+    return torch.where((best >= threshold) | (threshold <= 0), index + 1, 0)

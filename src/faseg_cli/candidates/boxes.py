@@ -30,7 +30,7 @@ def label_regions(masks: torch.Tensor) -> torch.Tensor:
     largest 1-based flat index among its pixels).
     """
     k, h, w = masks.shape
-    index = torch.arange(1, h * w + 1, device=masks.device, dtype=torch.float64).view(1, h, w)
+    index = torch.arange(1, h * w + 1, device=masks.device, dtype=torch.float32).view(1, h, w)
     labels = torch.where(masks, index, 0.0).unsqueeze(1)
     keep = masks.unsqueeze(1)
     while True:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +21,8 @@ from safetensors.torch import load_file, save_file
 
 from faseg_cli.candidates.clip_encoder import ClipEncoder
 from faseg_cli.candidates.resources import templates as default_templates
+from faseg_cli.errors import OutputError
+from faseg_cli.outputs import atomic_write
 from faseg_cli.weights import cache_dir
 
 log = logging.getLogger("faseg")
@@ -55,15 +55,9 @@ def class_embeddings(
         pass
     log.info("Computing CLIP text embeddings for %d classes x %d templates", len(classes), len(templates))
     embeddings = ensemble(encoder, classes, templates).contiguous()
+    metadata = {"classes": json.dumps(list(classes))}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"embeddings": embeddings}, tmp, metadata={"classes": json.dumps(list(classes))})
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError as exc:
-        log.warning("Could not cache text embeddings in %s: %s", path.parent, exc)
+        atomic_write(path, lambda tmp: save_file({"embeddings": embeddings}, str(tmp), metadata=metadata))
+    except OutputError as exc:
+        log.warning("Could not cache text embeddings: %s", exc)
     return embeddings

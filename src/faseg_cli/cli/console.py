@@ -27,7 +27,7 @@ _live: list = []
 
 def stderr() -> Console:
     """The console for messages: the live progress display's, else one on the current ``sys.stderr``."""
-    return _live[-1].console if _live else Console(stderr=True, highlight=False, soft_wrap=True)
+    return _live[-1].console if _live else Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def print_result(text: str) -> None:
@@ -43,7 +43,7 @@ def progress_bar(*columns, show: bool = True):
     """A rich progress display on stderr, shown only on a terminal; messages print above it meanwhile."""
     from rich.progress import Progress
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     visible = show and console.is_terminal
     with Progress(*columns, console=console, disable=not visible, redirect_stdout=False, redirect_stderr=False) as bar:
         if visible:

@@ -104,6 +104,11 @@ class CandidateOptions:
     caption_model: str = "blip"
     clip_model: str = "clip"
 
+    def __post_init__(self) -> None:
+        from faseg_cli.candidates.pipeline import check_source
+
+        check_source(self.candidate_source)
+
     def vocabulary(self):
         """The chosen vocabulary, or None."""
         from faseg_cli.vocabularies import load_vocabulary
