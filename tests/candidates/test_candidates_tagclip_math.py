@@ -8,17 +8,24 @@ import torch
 
 from faseg_cli.candidates.boxes import bounding_box, label_regions, minmax, region_boxes_mask
 from faseg_cli.candidates.tagclip import (
+    AttentionVotes,
     box_masks,
     coarse_scores,
     crop_region,
     cwr_classes,
-    dmar_affinity,
     layer_votes,
     refine_in_boxes,
     relative_threshold,
     select_labels,
-    voting_mask,
 )
+
+
+def _votes(attn: torch.Tensor) -> AttentionVotes:
+    """DMAR statistics of all layers of ``attn`` (L, N, N), fed one layer at a time."""
+    votes = AttentionVotes(attn.shape[0])
+    for layer, attention in enumerate(attn):
+        votes.add(layer, attention)
+    return votes
 
 
 def _layers(*high_sets, total=12, n=2):
@@ -39,12 +46,12 @@ def test_voting_mask_needs_four_of_twelve_layers():
     three = {(0, 0), (0, 1), (1, 0)}
     attn = _layers(three, three, three, {(0, 0), (0, 1)}, {(0, 0)})
     # votes: (0,0) 5, (0,1) 4, (1,0) 3, (1,1) 0
-    assert voting_mask(attn).tolist() == [[True, True], [False, False]]
+    assert _votes(attn).mask().tolist() == [[True, True], [False, False]]
 
 
 def test_dmar_affinity_averages_layers_8_to_10_under_the_mask():
     attn = torch.stack([(layer + 1) * torch.eye(2) for layer in range(12)])
-    assert torch.allclose(dmar_affinity(attn), 10 * torch.eye(2))  # mean of 9, 10, 11
+    assert torch.allclose(_votes(attn).affinity(), 10 * torch.eye(2))  # mean of 9, 10, 11
 
 
 def test_coarse_scores_are_a_softmax_of_100_cosines():

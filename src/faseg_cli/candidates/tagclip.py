@@ -53,11 +53,6 @@ def layer_votes(attention: torch.Tensor) -> torch.Tensor:
     return attention > attention.mean()
 
 
-def voting_mask(attentions: torch.Tensor, min_votes: int = MIN_VOTES) -> torch.Tensor:
-    """DMAR's mask (N, N) from every layer's attention (L, N, N)."""
-    return sum(layer_votes(a).int() for a in attentions) >= min_votes
-
-
 class AttentionVotes:
     """Streaming DMAR statistics: feed each layer's attention, then read the affinity ``A``.
 
@@ -81,17 +76,13 @@ class AttentionVotes:
         """Observer for :meth:`ClipEncoder.dense_features`: drops the class token row and column."""
         self.add(layer, probs[1:, 1:])
 
+    def mask(self) -> torch.Tensor:
+        """DMAR's voting mask (N, N): where at least ``min_votes`` layers exceeded their mean."""
+        return self.votes >= self.min_votes
+
     def affinity(self) -> torch.Tensor:
         """``A``: the mean attention of the refinement layers where enough layers voted."""
-        return self.total / len(self.refine_layers) * (self.votes >= self.min_votes)
-
-
-def dmar_affinity(attentions: torch.Tensor, min_votes: int = MIN_VOTES) -> torch.Tensor:
-    """``A`` from all layers' patch-to-patch attention (L, N, N) at once."""
-    votes = AttentionVotes(attentions.shape[0], min_votes)
-    for layer, attention in enumerate(attentions):
-        votes.add(layer, attention)
-    return votes.affinity()
+        return self.total / len(self.refine_layers) * self.mask()
 
 
 def coarse_scores(patch_features: torch.Tensor, text: torch.Tensor, scale: float = LOGIT_SCALE) -> torch.Tensor:
