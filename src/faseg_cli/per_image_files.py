@@ -41,10 +41,10 @@ def read_class_lists(path: str | Path, vocabulary: Vocabulary | None = None) -> 
     if isinstance(data, dict):
         if vocabulary is None:
             raise UsageError(f"{path}: class lists in this format need --vocab to split multi-word names")
-        from faseg_cli.candidates.reference_format import load_class_lists
+        from faseg_cli.candidates.reference_format import parse_class_lists
 
         try:
-            return PerImage(Path(path), load_class_lists(path, vocabulary))
+            return PerImage(Path(path), parse_class_lists(data, vocabulary, path))
         except InputError as exc:
             raise UsageError(str(exc)) from None
     return _by_image(path, data, "candidates", list)

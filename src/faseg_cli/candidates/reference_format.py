@@ -48,10 +48,15 @@ def load_class_lists(path: str | Path, vocabulary: Vocabulary) -> dict[str, list
         data = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read a class-list file: {exc}") from None
+    return parse_class_lists(data, vocabulary, path)
+
+
+def parse_class_lists(data, vocabulary: Vocabulary, source: str | Path) -> dict[str, list[str]]:
+    """Split the values of a decoded class-list file; ``source`` names it in errors."""
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise InputError(f"{path}: expected a JSON object mapping image ids to strings of class names")
+        raise InputError(f"{source}: expected a JSON object mapping image ids to strings of class names")
     lookup = ClassLookup(vocabulary)
-    return {image: parse_class_list(value, lookup, f"{path}, image {image}") for image, value in data.items()}
+    return {image: parse_class_list(value, lookup, f"{source}, image {image}") for image, value in data.items()}
 
 
 def format_class_list(classes: Iterable[str]) -> str:
