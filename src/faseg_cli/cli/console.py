@@ -39,13 +39,21 @@ def print_result(text: str) -> None:
 
 
 @contextmanager
-def progress_bar(*columns, show: bool = True):
-    """A rich progress display on stderr, shown only on a terminal; messages print above it meanwhile."""
-    from rich.progress import Progress
+def progress_bar(extra: str | None = None, show: bool = True):
+    """A rich progress display on stderr, shown only on a terminal; messages print above it meanwhile.
 
+    Columns: the task's description, bar, done/total, ``extra`` (a template of task
+    fields such as ``"mIoU {task.fields[miou]}"``), elapsed and remaining time.
+    """
+    from rich import progress
+
+    columns = [progress.TextColumn("{task.description}"), progress.BarColumn(), progress.MofNCompleteColumn()]
+    columns += [progress.TextColumn(extra)] if extra else []
+    columns += [progress.TimeElapsedColumn(), progress.TimeRemainingColumn()]
     console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     visible = show and console.is_terminal
-    with Progress(*columns, console=console, disable=not visible, redirect_stdout=False, redirect_stderr=False) as bar:
+    options = {"console": console, "disable": not visible, "redirect_stdout": False, "redirect_stderr": False}
+    with progress.Progress(*columns, **options) as bar:
         if visible:
             _live.append(bar)
         try:

@@ -157,18 +157,8 @@ def _run_model(
 @contextmanager
 def _progress(show: bool):
     """A progress callback: a bar with the running mIoU on a terminal, and one error line per failed image."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("Evaluating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("mIoU {task.fields[miou]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with progress_bar(*columns, show=show) as bar:
-        task = bar.add_task("", total=None, miou="-")
+    with progress_bar("mIoU {task.fields[miou]}", show=show) as bar:
+        task = bar.add_task("Evaluating", total=None, miou="-")
 
         def update(event) -> None:
             for message in event.errors:

@@ -5,8 +5,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from faseg_cli.cli.console import error, note, progress_bar
 from faseg_cli.errors import FasegError, InputError, UsageError
 
@@ -48,14 +46,7 @@ def run_batches(
     Failures of one input (``FasegError`` from load or emit) are reported and counted;
     a failure of ``compute`` fails its whole batch. Usage errors still stop the run.
     """
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with progress_bar(*columns) as progress:
+    with progress_bar() as progress:
         task = progress.add_task(description, total=len(entries))
         for start in range(0, len(entries), batch_size):
             loaded = []
