@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from faseg_cli.engine import Segmentation
+from faseg_cli.refine import minmax
 
 _ANCHORS = np.array(
     [
@@ -43,8 +44,7 @@ def _tile(image: Image.Image, values: torch.Tensor | None, width: int, height: i
         return Image.fromarray(base.astype(np.uint8))
     values = values.detach().float().cpu()[None, None]
     v = F.interpolate(values, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
-    low, high = v.min(), v.max()
-    v = ((v - low) / (high - low)).numpy() if high > low else np.zeros((height, width))
+    v = minmax(v).numpy()
     return Image.fromarray(((1 - alpha) * base + alpha * colorize(v)).astype(np.uint8))
 
 

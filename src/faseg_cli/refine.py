@@ -30,13 +30,11 @@ def fuse_cross(cross: dict[int, torch.Tensor], weights: dict[int, float], size: 
     return fused
 
 
-def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """Scale each ``(..., H, W)`` map to [0, 1]; a constant map becomes zeros."""
-    flat = maps.flatten(-2)
-    low = flat.min(-1, keepdim=True).values
-    span = flat.max(-1, keepdim=True).values - low
-    scaled = torch.where(span > 0, (flat - low) / torch.where(span > 0, span, 1), 0.0)
-    return scaled.view_as(maps)
+def minmax(values: torch.Tensor, dim: int | tuple[int, ...] = (-2, -1)) -> torch.Tensor:
+    """Scale to [0, 1] over ``dim`` (by default each ``(..., H, W)`` map); a constant slice becomes zeros."""
+    low = values.amin(dim, keepdim=True)
+    span = values.amax(dim, keepdim=True) - low
+    return torch.where(span > 0, (values - low) / torch.where(span > 0, span, 1), 0.0)
 
 
 def bicubic_operator(r: int, size: int, device: str = "cpu") -> torch.Tensor:

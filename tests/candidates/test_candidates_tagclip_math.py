@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from faseg_cli.candidates.boxes import bounding_box, label_regions, minmax, region_boxes_mask
+from faseg_cli.candidates.boxes import bounding_box, label_regions, region_boxes_mask
 from faseg_cli.candidates.tagclip import (
     AttentionVotes,
     box_masks,
@@ -18,6 +18,7 @@ from faseg_cli.candidates.tagclip import (
     relative_threshold,
     select_labels,
 )
+from faseg_cli.refine import minmax
 
 
 def _votes(attn: torch.Tensor) -> AttentionVotes:
@@ -63,7 +64,7 @@ def test_coarse_scores_are_a_softmax_of_100_cosines():
 
 
 def test_minmax_of_a_constant_slice_is_zero():
-    assert minmax(torch.tensor([[2.0, 1.0], [2.0, 3.0]])).tolist() == [[0.0, 0.0], [0.0, 1.0]]
+    assert minmax(torch.tensor([[2.0, 1.0], [2.0, 3.0]]), dim=0).tolist() == [[0.0, 0.0], [0.0, 1.0]]
 
 
 def test_regions_are_8_connected():

@@ -16,13 +16,6 @@ import torch
 import torch.nn.functional as F
 
 
-def minmax(scores: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Rescale to [0, 1] along ``dim``; a constant slice becomes all zeros."""
-    low = scores.amin(dim, keepdim=True)
-    span = scores.amax(dim, keepdim=True) - low
-    return torch.where(span > 0, (scores - low) / span.clamp_min(torch.finfo(scores.dtype).tiny), 0.0)
-
-
 def label_regions(masks: torch.Tensor) -> torch.Tensor:
     """Label the 8-connected regions of each boolean map in ``masks`` (K, H, W).
 

@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from faseg_cli.candidates.boxes import bounding_box, minmax, region_boxes_mask
+from faseg_cli.candidates.boxes import bounding_box, region_boxes_mask
 from faseg_cli.candidates.clip_encoder import ClipEncoder
 from faseg_cli.candidates.resources import distractors as default_distractors
 from faseg_cli.candidates.synonyms import ClassLookup
 from faseg_cli.candidates.text_embeddings import class_embeddings
+from faseg_cli.refine import minmax
 from faseg_cli.vocabularies import Vocabulary
 
 LOGIT_SCALE = 100.0
@@ -95,7 +96,7 @@ def box_masks(scores: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
 
     The comparison is made at 8 bits as the reference does: ``floor(255 s) > floor(mean * max)``.
     """
-    normed = minmax(scores)
+    normed = minmax(scores, dim=0)
     levels = torch.floor(normed * 255)
     above = levels > torch.floor(normed.mean(0) * levels.amax(0))
     maps = above.T.reshape(-1, *grid)
@@ -133,7 +134,7 @@ def crop_region(
     ``box`` is ``(y0, y1, x0, x1)`` in patches; ``keep`` (native * native,) marks the
     region's patches after a nearest resize of the box to the native grid.
     """
-    region = (minmax(column) > REGION).reshape(grid)
+    region = (minmax(column, dim=0) > REGION).reshape(grid)
     box = bounding_box(region)
     if box is None:
         return None
