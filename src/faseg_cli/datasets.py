@@ -19,7 +19,7 @@ from PIL import Image
 
 from faseg_cli.errors import InputError, UsageError
 from faseg_cli.metrics import IGNORE, INVALID
-from faseg_cli.vocabularies import load_vocabulary
+from faseg_cli.vocabularies import load_vocabulary, name_key
 
 BACKGROUND = "background"
 
@@ -102,7 +102,7 @@ class Dataset:
         self.folder = folder
         self._samples = tuple(samples)
         self._metric_index = {
-            _normalise(name): index + int(spec.background) for index, name in enumerate(spec.prompt_names)
+            name_key(name): index + int(spec.background) for index, name in enumerate(spec.prompt_names)
         }
 
     @property
@@ -190,7 +190,7 @@ class Dataset:
         if self.background:
             table[0] = 0
         for k, name in enumerate(image_classes, start=1):
-            index = self._metric_index.get(_normalise(name))
+            index = self._metric_index.get(name_key(name))
             if index is None:
                 raise UsageError(f"class {name!r} is not in the {self.spec.vocabulary} vocabulary of {self.name}")
             table[k] = index
@@ -225,10 +225,6 @@ def read_label_png(path: Path) -> np.ndarray:
     except OSError as exc:
         raise InputError(f"{path}: cannot read label image: {exc}") from None
     return values.astype(np.int64)
-
-
-def _normalise(name: str) -> str:
-    return " ".join(name.split()).lower()
 
 
 @lru_cache(maxsize=None)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from faseg_cli.errors import UsageError
+from faseg_cli.vocabularies import name_key
 
 SEPARATOR = ","
 
@@ -106,9 +107,9 @@ def validate_classes(names) -> list[str]:
         raise UsageError("empty class name in the class list")
     seen: dict[str, str] = {}
     for name in classes:
-        if name.lower() in seen:
+        if name_key(name) in seen:
             raise UsageError(f"duplicate class name {name!r} in the class list")
-        seen[name.lower()] = name
+        seen[name_key(name)] = name
     if len(classes) > MAX_CLASSES:
         raise UsageError(f"{len(classes)} classes given; at most {MAX_CLASSES} fit in a label map")
     return classes

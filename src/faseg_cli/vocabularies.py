@@ -23,6 +23,11 @@ class Vocabulary:
     synonyms: dict[str, str] = field(default_factory=dict)
 
 
+def name_key(name: str) -> str:
+    """The key under which class names are compared: lower case, runs of spaces as one."""
+    return " ".join(name.split()).lower()
+
+
 def builtin_names() -> list[str]:
     """Names of the vocabularies shipped with faseg."""
     folder = resources.files("faseg_cli") / "data" / "vocab"
@@ -45,7 +50,7 @@ def parse_vocabulary(name: str, text: str) -> Vocabulary:
             raise UsageError(f"vocabulary {name}, line {number}: duplicate class {cls!r}")
         classes.append(cls)
         for alias in aliases.split(","):
-            alias = " ".join(alias.split()).lower()
+            alias = name_key(alias)
             if alias:
                 synonyms[alias] = cls
     if not classes:

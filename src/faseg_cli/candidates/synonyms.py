@@ -12,11 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from faseg_cli.candidates.resources import read_list
-from faseg_cli.vocabularies import Vocabulary, parse_vocabulary
-
-
-def _key(phrase: str) -> str:
-    return " ".join(phrase.lower().split())
+from faseg_cli.vocabularies import Vocabulary, name_key, parse_vocabulary
 
 
 @lru_cache(maxsize=1)
@@ -33,23 +29,23 @@ class ClassLookup:
         self.vocabulary = vocabulary
         table: dict[str, str] = {}
         for cls in vocabulary.classes:
-            table.setdefault(_key(cls), cls)
-            table.setdefault(_key(cls).replace(" ", ""), cls)
+            table.setdefault(name_key(cls), cls)
+            table.setdefault(name_key(cls).replace(" ", ""), cls)
         for alias, cls in vocabulary.synonyms.items():
-            table.setdefault(_key(alias), cls)
+            table.setdefault(name_key(alias), cls)
         for group in synonym_groups():
-            target = next((table[_key(name)] for name in group if _key(name) in table), None)
+            target = next((table[name_key(name)] for name in group if name_key(name) in table), None)
             if target is None:
                 continue
             for name in group:
-                table.setdefault(_key(name), target)
-                table.setdefault(_key(name).replace(" ", ""), target)
+                table.setdefault(name_key(name), target)
+                table.setdefault(name_key(name).replace(" ", ""), target)
         self._table = table
         self.max_words = max(len(key.split()) for key in table)
 
     def __call__(self, phrase: str) -> str | None:
         """The class ``phrase`` names, or None."""
-        return self._table.get(_key(phrase))
+        return self._table.get(name_key(phrase))
 
     def singular(self, phrase: str) -> str | None:
         """Like calling the lookup, also trying the phrase without a plural "s"/"es" ending."""
