@@ -57,6 +57,19 @@ def test_json_lines_and_stdin(run, tmp_path):
     assert [r["input"] for r in records] == ["p.png", "q.png"]
     assert records[0]["outputs"] == {"mask": "out/p.png"} and records[0]["classes"] == ["cat"]
     assert sum(records[0]["fractions"].values()) == pytest.approx(1.0) and records[0]["seconds"] > 0
+    assert (records[0]["inversion"], records[0]["timestep"]) == ("ddim", 1)
+
+
+def test_batch_size_does_not_change_masks_or_scores(run, tmp_path):
+    imagefiles.rgb(tmp_path / "a.jpg", 40, 30)
+    imagefiles.rgb(tmp_path / "b.png", 30, 50)
+    for size in ("1", "2"):
+        result = run("segment", "a.jpg", "b.png", "--classes", "dog,cat", "--scores", "-b", size, "-o", f"o{size}")
+        assert result.exit_code == 0, result.stderr
+    for name in ("a", "b"):
+        assert np.array_equal(np.asarray(Image.open(f"o1/{name}.png")), np.asarray(Image.open(f"o2/{name}.png")))
+        with np.load(f"o1/{name}.npz") as one, np.load(f"o2/{name}.npz") as two:
+            assert np.array_equal(one["scores"], two["scores"])
 
 
 def test_bad_inputs_fail_alone_with_one_line_each(run, tmp_path):

@@ -12,9 +12,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from faseg_cli.engine import Segmentation
-from faseg_cli.images import resize_labels
-from faseg_cli.refine import fuse_cross, hard_refine, labels_from_scores, merge_flipped, minmax
+from faseg_cli.engine import Segmentation, maps_to_labels
 from faseg_cli.settings import FasegSettings
 
 
@@ -24,8 +22,9 @@ def attention_arrays(result: Segmentation, settings: FasegSettings) -> dict[str,
     maps = result.maps
     arrays = {f"cross_{r}": t for r, t in maps.cross.items()}
     arrays.update({f"self_{r}": t for r, t in maps.self_.items()})
-    arrays.update(fused=maps.fused, refined=maps.refined, scores=result.scores)
+    arrays.update(fused=maps.fused, refined=maps.refined)
     out = {name: t.float().cpu().numpy() for name, t in arrays.items()}
+    out["scores"] = result.scores
     out["labels"] = result.labels
     out["classes"] = np.array(result.classes, dtype=str)
     out["settings"] = np.array(json.dumps(asdict(settings)))
@@ -33,16 +32,10 @@ def attention_arrays(result: Segmentation, settings: FasegSettings) -> dict[str,
 
 
 def recompute_labels(arrays, size: tuple[int, int]) -> np.ndarray:
-    """Steps 6-9 of SPEC §2 from saved arrays: fusion, HARD, flipping back, threshold; ``size`` = (w, h)."""
+    """Steps 6-9 of SPEC §2 from saved arrays, by the engine's own function; ``size`` = (w, h)."""
     settings = FasegSettings(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(str(arrays["settings"])).items()}
     )
     cross = {int(k[6:]): torch.from_numpy(arrays[k]) for k in arrays if k.startswith("cross_")}
     self_maps = {int(k[5:]): torch.from_numpy(arrays[k]) for k in arrays if k.startswith("self_")}
-    fused = fuse_cross(cross, settings.level_weights(settings.cross_weights), settings.latent_size)
-    if settings.refine:
-        refined = hard_refine(self_maps, fused, settings.level_weights(settings.self_weights), settings.tau)
-    else:
-        refined = minmax(fused)
-    scores = merge_flipped(refined.unsqueeze(0), settings.resolution)[0]
-    return resize_labels(labels_from_scores(scores, settings.threshold).numpy(), size)
+    return maps_to_labels(cross, self_maps, settings, size)[3]

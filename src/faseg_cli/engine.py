@@ -20,6 +20,7 @@ from faseg_cli.errors import WeightsError
 from faseg_cli.images import load_image, model_input, resize_labels, to_rgb
 from faseg_cli.prompts import build_class_prompts, text_prompt, tokenize_prompts, validate_classes
 from faseg_cli.refine import fuse_cross, hard_refine, labels_from_scores, merge_flipped, minmax
+from faseg_cli.schedule import ddim_step, euler_step
 from faseg_cli.settings import FasegSettings
 
 log = logging.getLogger("faseg")
@@ -49,7 +50,7 @@ class Segmentation:
     classes: list[str]
     labels: np.ndarray
     """``(H, W)`` uint8 at the image's displayed size: 0 background, k the k-th class."""
-    scores: torch.Tensor
+    scores: np.ndarray
     """``(K, R, R)`` float32 class scores after flipping back, at the processing resolution."""
     prompt: str
     maps: AttentionMaps | None = None
@@ -61,7 +62,7 @@ class Segmentation:
 
 
 class Segmenter:
-    """Segments images by class names with one UNet pass per batch."""
+    """Segments images by class names: per image, a DDIM inversion pass and a recorded UNet pass (by default)."""
 
     def __init__(self, model: DiffusionModel, settings: FasegSettings | None = None, timer=None) -> None:
         """``timer``, if given, is called as ``with timer(stage):`` around each stage (see ``timing.StageTimer``)."""
@@ -102,7 +103,7 @@ class Segmenter:
         captions: list[str | None] | None = None,
         keep_maps: bool = False,
     ) -> list[Segmentation]:
-        """Segment several images in one UNet pass; each has its own class list and caption.
+        """Segment several images; each has its own class list and caption.
 
         PIL images are used as given (converted to RGB); paths are read with their EXIF
         orientation applied. An empty class list gives an all-background mask without
@@ -126,11 +127,24 @@ class Segmenter:
         for i, pic in enumerate(pictures):
             if results[i] is None:
                 labels = np.zeros((pic.height, pic.width), dtype=np.uint8)
-                results[i] = Segmentation([], labels, torch.zeros(0, size, size), prompts[i])
+                results[i] = Segmentation([], labels, np.zeros((0, size, size), np.float32), prompts[i])
         return results
 
     @torch.inference_mode()
     def _run(self, pictures, classes, prompts, keep_maps) -> list[Segmentation]:
+        """Segment the images, all at once on a GPU, one at a time on the CPU.
+
+        On the CPU batching gains nothing and would make a mask depend on the other
+        images of its batch (the convolution and matmul kernels are chosen by batch size).
+        """
+        group = 1 if self.model.device.type == "cpu" else len(pictures)
+        results = []
+        for start in range(0, len(pictures), group):
+            part = slice(start, start + group)
+            results += self._run_group(pictures[part], classes[part], prompts[part], keep_maps)
+        return results
+
+    def _run_group(self, pictures, classes, prompts, keep_maps) -> list[Segmentation]:
         s, m, stage = self.settings, self.model, self._stage
         copies = 2 if s.flip else 1
         with stage("preprocess"):
@@ -146,33 +160,36 @@ class Segmenter:
         with stage("text"):
             text = m.encode_text(tokenize_prompts(m.tokenizer, prompts)).repeat_interleave(copies, 0)
             class_embeds = m.encode_text(ids).reshape(len(pictures), num_prompts * m.prompt_length, -1)
+        with stage("inversion"):
+            latents = self._invert(latents, text)
         with stage("unet"):
-            if s.timestep:
-                latents = latents - (s.timestep / 1000) * m.unet_pass(latents, 0, text)
             m.recorder.start(class_embeds, weights, m.prompt_length)
             try:
-                m.unet_pass(latents, s.timestep, text)
+                m.unet_pass(latents, s.record_timestep, text)
             finally:
                 recorded = m.recorder.stop()
-        cross_weights = s.level_weights(s.cross_weights)
-        self_weights = s.level_weights(s.self_weights)
-        self._check_resolutions(recorded.cross, cross_weights, "cross")
+        self._check_resolutions(recorded.cross, s.level_weights(s.cross_weights), "cross")
         if s.refine:
-            self._check_resolutions(recorded.self_, self_weights, "self")
+            self._check_resolutions(recorded.self_, s.level_weights(s.self_weights), "self")
         results = []
         for i, (picture, names) in enumerate(zip(pictures, classes)):
             rows = slice(i * copies, (i + 1) * copies)
-            cross = {r: c[rows, : len(names)] for r, c in recorded.cross.items()}
-            self_maps = {r: a[rows] for r, a in recorded.self_.items()}
-            with stage("hard"):
-                fused = fuse_cross(cross, cross_weights, s.latent_size)
-                refined = hard_refine(self_maps, fused, self_weights, s.tau) if s.refine else minmax(fused)
-            with stage("ttf_labels"):
-                scores = merge_flipped(refined.unsqueeze(0), s.resolution)[0].cpu()
-                labels = resize_labels(labels_from_scores(scores, s.threshold).numpy(), picture.size)
+            cross = {r: c[rows, : len(names)].float().contiguous() for r, c in recorded.cross.items()}
+            self_maps = {r: a[rows].float().contiguous() for r, a in recorded.self_.items()}
+            fused, refined, scores, labels = maps_to_labels(cross, self_maps, s, picture.size, stage)
             maps = AttentionMaps(cross, self_maps, fused, refined) if keep_maps else None
-            results.append(Segmentation(names, labels, scores, prompts[i], maps))
+            results.append(Segmentation(names, labels, scores.cpu().numpy(), prompts[i], maps))
         return results
+
+    def _invert(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The latent the recorded pass sees, after the settings' inversion (SPEC §2.5)."""
+        s, m = self.settings, self.model
+        t = s.record_timestep
+        if s.inversion == "ddim":
+            return ddim_step(latents, m.unet_pass(latents, t, text), m.alphas, t)
+        if s.inversion == "euler":
+            return euler_step(latents, m.unet_pass(latents, 0, text), t)
+        return latents
 
     @staticmethod
     def _check_resolutions(recorded: dict[int, torch.Tensor], weights: dict[int, float], kind: str) -> None:
@@ -181,3 +198,23 @@ class Segmenter:
             raise WeightsError(
                 f"the model records {kind}-attention at {sorted(recorded)} but the weights need {sorted(weights)}"
             )
+
+
+def maps_to_labels(cross, self_maps, settings: FasegSettings, size: tuple[int, int], stage=None):
+    """SPEC §2 steps 6-9 for one image: ``(fused, refined, scores, labels)`` from its recorded maps.
+
+    ``cross`` and ``self_maps`` are one image's maps (``AttentionMaps`` layout); ``size`` is
+    the image's (width, height). The engine and ``attention_dump.recompute_labels`` both
+    call this on the same float32 arrays, so a dump reproduces its mask exactly.
+    """
+    stage = stage or (lambda name: nullcontext())
+    with stage("hard"):
+        fused = fuse_cross(cross, settings.level_weights(settings.cross_weights), settings.latent_size)
+        if settings.refine:
+            refined = hard_refine(self_maps, fused, settings.level_weights(settings.self_weights), settings.tau)
+        else:
+            refined = minmax(fused)
+    with stage("ttf_labels"):
+        scores = merge_flipped(refined.unsqueeze(0), settings.resolution)[0]
+        labels = resize_labels(labels_from_scores(scores, settings.threshold).cpu().numpy(), size)
+    return fused, refined, scores, labels

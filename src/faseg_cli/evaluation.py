@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from faseg_cli import __version__
@@ -267,7 +268,7 @@ def _score(dataset, item: Item, result, thresholds, matrices, masks_dir: Path | 
     """Threshold one image's scores as the engine does and add it to each threshold's matrix."""
     height, width = item.label.shape
     for threshold, matrix in zip(thresholds, matrices):
-        labels = labels_from_scores(result.scores, threshold).numpy().astype(np.uint8)
+        labels = labels_from_scores(torch.from_numpy(result.scores), threshold).numpy().astype(np.uint8)
         prediction = dataset.prediction_to_metric(resize_labels(labels, (width, height)), result.classes)
         matrix.update(prediction, item.label)
         if masks_dir:

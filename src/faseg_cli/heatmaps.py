@@ -54,7 +54,11 @@ def class_grid(image: Image.Image, result: Segmentation, k: int, tile: int = 192
     height = max(1, round(tile * image.height / image.width))
     panels = [("image", None)]
     panels += [(f"cross {r}", maps.cross[r][0, k]) for r in sorted(maps.cross)]
-    panels += [("fused", maps.fused[0, k]), ("refined", maps.refined[0, k]), ("final", result.scores[k])]
+    panels += [
+        ("fused", maps.fused[0, k]),
+        ("refined", maps.refined[0, k]),
+        ("final", torch.from_numpy(result.scores[k])),
+    ]
     font = ImageFont.load_default(size=14)
     title, caption, pad = 24, 20, 4
     grid = Image.new("RGB", (len(panels) * (tile + pad) + pad, title + height + caption + pad), (255, 255, 255))

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, replace
 
 from faseg_cli.errors import UsageError
+from faseg_cli.schedule import INVERSIONS
 
 LEVELS = (8, 4, 2, 1)
 """Divisors of the latent size that the weight tuples refer to, coarse to fine."""
@@ -34,8 +35,12 @@ class FasegSettings:
     """Test-time flipping: average with the mirrored image's prediction."""
     refine: bool = True
     """Refine the fused cross-attention with self-attention (HARD); off = min-max of the fused map."""
-    timestep: int = 0
-    """Timestep (0-999) at which attention is recorded; above 0 the latent is first inverted by one Euler step."""
+    inversion: str = "ddim"
+    """How the latent reaches the recording timestep (``schedule.INVERSIONS``): ``ddim`` is the published code's
+    DDIM step with the UNet, then a second, recorded pass; ``none`` one recorded pass on the clean latent (faster,
+    an approximation); ``euler`` a rectified-flow Euler step (ablation)."""
+    timestep: int | None = None
+    """Timestep (0-999) of the recorded pass; None: 1 for ``ddim`` and ``euler`` (as published), 0 for ``none``."""
 
     def __post_init__(self) -> None:
         if self.resolution < 64 or self.resolution % 64:
@@ -50,8 +55,17 @@ class FasegSettings:
             raise UsageError(f"--tau {self.tau}: must be at least 1")
         if not 0.0 <= self.threshold <= 1.0:
             raise UsageError(f"--threshold {self.threshold}: must be between 0 and 1")
-        if not 0 <= self.timestep <= 999:
+        if self.inversion not in INVERSIONS:
+            raise UsageError(f"--inversion {self.inversion}: expected one of {', '.join(INVERSIONS)}")
+        if self.timestep is not None and not 0 <= self.timestep <= 999:
             raise UsageError(f"--timestep {self.timestep}: must be between 0 and 999")
+
+    @property
+    def record_timestep(self) -> int:
+        """The timestep attention is recorded at."""
+        if self.timestep is not None:
+            return self.timestep
+        return 0 if self.inversion == "none" else 1
 
     @property
     def latent_size(self) -> int:

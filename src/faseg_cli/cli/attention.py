@@ -62,6 +62,6 @@ def attention(
         grids = {f"{k + 1:02d}-{name}": class_grid(job.image, result, k) for k, name in enumerate(result.classes)}
         write_attention(plan.files["attention"], attention_arrays(result, settings), grids)
         folder = plan.files["attention"]
-        print_result(json_record(item, plan.files, result, seconds) if batch.json_lines else str(folder))
+        print_result(json_record(item, plan.files, result, seconds, settings) if batch.json_lines else str(folder))
 
     raise typer.Exit(run_image_command(batch, ["attention"], prepare, emit, "Dumped", job_loader(source)))

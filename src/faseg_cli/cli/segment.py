@@ -53,14 +53,16 @@ def class_source(classes, classes_from, caption, captions_from, candidates: Cand
     )
 
 
-def json_record(item, files: dict, result, seconds: float) -> str:
-    """The JSON line of one processed image."""
+def json_record(item, files: dict, result, seconds: float, settings) -> str:
+    """The JSON line of one processed image (``settings``: the ``FasegSettings`` it was made with)."""
     return json.dumps(
         {
             "input": str(item.path),
             "outputs": {kind: str(path) for kind, path in files.items()},
             "classes": result.classes,
             "prompt": result.prompt,
+            "inversion": settings.inversion,
+            "timestep": settings.record_timestep,
             "fractions": result.fractions(),
             "seconds": round(seconds, 4),
         }
@@ -131,8 +133,8 @@ def segment(
         if overlay:
             write_overlay(files["overlay"], job.image, result.labels, result.classes)
         if scores:
-            write_scores(files["scores"], result.scores.numpy(), result.classes)
-        print_result(json_record(item, files, result, seconds) if batch.json_lines else str(files["mask"]))
+            write_scores(files["scores"], result.scores, result.classes)
+        print_result(json_record(item, files, result, seconds, settings) if batch.json_lines else str(files["mask"]))
 
     kinds = ["mask"] + ["overlay"] * overlay + ["scores"] * scores
     raise typer.Exit(run_image_command(batch, kinds, prepare, emit, "Segmented", job_loader(source)))
