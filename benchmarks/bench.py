@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 import platform
 import resource
 import statistics
@@ -30,13 +31,15 @@ from PIL import Image
 from faseg_cli.device import describe, select_device, select_dtype
 from faseg_cli.diffusion import DiffusionModel
 from faseg_cli.engine import Segmenter
+from faseg_cli.images import model_input
 from faseg_cli.outputs import write_mask
+from faseg_cli.prompts import tokenize_prompts
 from faseg_cli.random_model import random_components
 from faseg_cli.refine import hard_refine, naive_propagate, propagate
 from faseg_cli.settings import FasegSettings
 from faseg_cli.timing import StageTimer
 
-BATCH_STAGES = ("preprocess", "vae", "text", "unet")
+BATCH_STAGES = ("preprocess", "vae", "text", "inversion", "unet")
 IMAGE_STAGES = ("hard", "ttf_labels", "write")
 
 
@@ -51,13 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--images", type=int, default=4, help="timed images per batch size (rounded up to full batches)"
     )
     parser.add_argument("--batch-sizes", default="1,2,4")
+    parser.add_argument("--floor-images", type=int, default=2, help="images timed for the floor, before and after")
     parser.add_argument("--classes", default="dog,person,car,tv monitor,sofa")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive HARD comparison")
+    parser.add_argument("--compare-dtype", help="also segment the first images in this dtype and report agreement")
     parser.add_argument("--quick", action="store_true", help="tiny model, 128 px, 2 images: a smoke test")
     parser.add_argument("--output", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.quick:
-        args.preset, args.resolution, args.images, args.batch_sizes = "tiny", 128, 2, "1,2"
+        args.preset, args.resolution, args.images, args.batch_sizes, args.floor_images = "tiny", 128, 2, "1,2", 1
     return args
 
 
@@ -105,7 +110,8 @@ def test_images(count: int) -> list[Image.Image]:
     ]
 
 
-def time_batch_size(model, settings, classes, images, batch_size, folder) -> dict:
+def time_batch_size(model, settings, classes, images, batch_size, folder, results: list) -> dict:
+    """Time ``images`` in batches of ``batch_size``; their results are appended to ``results``."""
     timer = StageTimer(model.device)
     segmenter = Segmenter(model, settings, timer)
     segmenter.segment_batch(images[:batch_size], [classes] * batch_size)
@@ -115,6 +121,7 @@ def time_batch_size(model, settings, classes, images, batch_size, folder) -> dic
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
         for i, result in enumerate(segmenter.segment_batch(batch, [classes] * len(batch))):
+            results.append(result)
             with timer("write"):
                 write_mask(folder / f"{start + i}.png", result.labels)
     total = time.perf_counter() - began
@@ -127,6 +134,44 @@ def time_batch_size(model, settings, classes, images, batch_size, folder) -> dic
         "s_per_image": total / len(images),
         "images_per_s": len(images) / total,
         "peak_memory_gib": peak_memory_gib(model.device),
+    }
+
+
+@torch.inference_mode()
+def time_floor(model: DiffusionModel, resolution: int, images: list[Image.Image]) -> float:
+    """Median seconds per image of the work no faithful run can skip (SPEC §5).
+
+    VAE-encode the image and its mirror, then two UNet passes at batch 2 with diffusers'
+    own attention processor: no recording, no refinement, no I/O.
+    """
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    recording = model.unet.attn_processors
+    model.unet.set_attn_processor(AttnProcessor2_0())
+    text = model.encode_text(tokenize_prompts(model.tokenizer, ["a photo of a dog"] * 2))
+    seconds = []
+    try:
+        for image in images:
+            timer = StageTimer(model.device)
+            with timer("floor"):
+                pixels = torch.from_numpy(model_input(image, resolution))
+                latents = model.encode_images(torch.stack([pixels, pixels.flip(-1)]))
+                for _ in range(2):
+                    model.unet_pass(latents, 1, text)
+            seconds.append(timer.seconds["floor"][0])
+    finally:
+        model.unet.set_attn_processor(recording)
+    return statistics.median(seconds)
+
+
+def batch_invariance(reference: list, results: list) -> dict:
+    """How far results differ from those of the first batch size on the same images (0 when batch-invariant)."""
+    pairs = list(zip(reference, results))
+    if not pairs:
+        return {}
+    return {
+        "max_score_difference_vs_first": max(float(np.abs(a.scores - b.scores).max()) for a, b in pairs),
+        "label_agreement_vs_first": float(np.mean([(a.labels == b.labels).mean() for a, b in pairs])),
     }
 
 
@@ -179,14 +224,32 @@ def main(argv: list[str] | None = None) -> dict:
         "resolution": args.resolution,
         "classes": len(classes),
         "load_s": load_s,
+        "settings": asdict(settings),
         "runs": [],
     }
+    floor_images = test_images(args.floor_images)
+    floors = [time_floor(model, args.resolution, floor_images)]
+    first_results = []
     with tempfile.TemporaryDirectory() as folder:
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
             images = test_images(-(-args.images // batch_size) * batch_size)
-            run = time_batch_size(model, settings, classes, images, batch_size, Path(folder))
-            report["runs"].append(run)
-            print_run(run)
+            results = []
+            report["runs"].append(time_batch_size(model, settings, classes, images, batch_size, Path(folder), results))
+            report["runs"][-1].update(batch_invariance(first_results, results))
+            first_results = first_results or results
+    floors.append(time_floor(model, args.resolution, floor_images))
+    report["floor_s_per_image_before_after"] = floors
+    report["floor_s_per_image"] = floor = statistics.mean(floors)
+    print(f"floor (VAE image + mirror, two plain UNet passes at batch 2): {floor:.3f} s/image {floors}")
+    for run in report["runs"]:
+        run["floor_ratio"] = run["s_per_image"] / floor
+        print_run(run)
+    if args.compare_dtype:
+        other = build_model(args, device, select_dtype(args.compare_dtype, device))
+        images = test_images(min(len(first_results), 2))
+        others = Segmenter(other, settings).segment_batch(images, [classes] * len(images))
+        report["dtype_agreement"] = {"dtype": args.compare_dtype, **batch_invariance(others, first_results)}
+        print(f"against {args.compare_dtype}: {report['dtype_agreement']}")
     if not args.no_naive:
         report["hard"] = compare_hard(model, settings, classes, test_images(1)[0])
         h = report["hard"]
@@ -201,8 +264,11 @@ def main(argv: list[str] | None = None) -> dict:
 
 def print_run(run: dict) -> None:
     stages = " ".join(f"{k} {v * 1e3:.0f}" for k, v in run["stage_median_s_per_image"].items())
+    if "max_score_difference_vs_first" in run:
+        stages += f" | vs first batch size: max score difference {run['max_score_difference_vs_first']:.1e}"
     print(
-        f"batch {run['batch_size']}: {run['s_per_image']:.3f} s/image, {run['images_per_s']:.2f} images/s, "
+        f"batch {run['batch_size']}: {run['s_per_image']:.3f} s/image ({run['floor_ratio']:.3f}x the floor), "
+        f"{run['images_per_s']:.2f} images/s, "
         f"peak {run['peak_memory_gib']:.2f} GiB | median ms/image: {stages}",
         flush=True,
     )

@@ -19,11 +19,14 @@ def test_quick_benchmark_reports_every_stage(tmp_path, monkeypatch, capsys):
             "preprocess",
             "vae",
             "text",
+            "inversion",
             "unet",
             "hard",
             "ttf_labels",
             "write",
         }
-        assert run["images_per_s"] > 0 and run["peak_memory_gib"] > 0
+        assert run["images_per_s"] > 0 and run["peak_memory_gib"] > 0 and run["floor_ratio"] > 0
+    assert report["floor_s_per_image"] > 0
+    assert report["runs"][1]["max_score_difference_vs_first"] == 0
     assert report["hard"]["max_relative_difference"] < 1e-4
     assert "HARD: factorised" in capsys.readouterr().out
