@@ -109,7 +109,7 @@ def run_image_command(
 
     from faseg_cli.images import load_image
     from faseg_cli.inputs import collect_inputs
-    from faseg_cli.outputs import ensure_writable, plan_outputs
+    from faseg_cli.outputs import check_writable, plan_outputs
 
     found = collect_inputs(batch.inputs, batch.recursive, sys.stdin)
     for message in found.notes:
@@ -124,7 +124,7 @@ def run_image_command(
         raise UsageError("no images to process")
     if todo:
         if kinds:
-            ensure_writable(batch.output_dir)
+            check_writable(batch.output_dir)
         compute = prepare()
         load = load or load_image
         run_batches(todo, batch.batch_size, lambda entry: load(entry[0].path), compute, emit, tally, f"{verb}…")
