@@ -99,11 +99,13 @@ def run_image_command(
 ) -> int:
     """The flow every per-image command shares; returns the command's exit code.
 
-    Expands ``batch.inputs`` (a ``BatchOptions``), plans the output files of each
-    (``kinds``), skips finished ones with ``--skip-existing``, then, only if work
-    remains, calls ``prepare()`` (which loads the models and returns the batch
-    ``compute`` function) and processes the batches: ``load(path)`` per image (default:
-    the image itself), ``compute(loaded items)``, ``emit((item, plan), loaded, result, seconds)``.
+    Expands ``batch.inputs`` (a ``BatchOptions``; missing files are reported here),
+    plans the output files of each (``kinds``), skips finished ones with
+    ``--skip-existing``, then, only if work remains, checks that the output folder can
+    be written (without creating it), calls ``prepare()`` (which loads the models and
+    returns the batch ``compute`` function) and processes the batches: ``load(path)``
+    per image (default: the image itself), ``compute(loaded items)``,
+    ``emit((item, plan), loaded, result, seconds)``.
     """
     import sys
 
