@@ -57,7 +57,7 @@ def test_unreachable_hub_fails_at_once_in_one_line(online, tmp_path):
     with pytest.raises(WeightsError, match="the Hub cannot be reached"):
         resolve_model("diffusion", DIFFUSION)
     seconds = time.perf_counter() - began
-    assert seconds < 3, f"{seconds:.1f} s: the Hub's retries (about 25 s) are back"
+    assert seconds < 8, f"{seconds:.1f} s: the Hub's retries (23 s of back-off sleeps) are back"
     imagefiles.rgb(tmp_path / "a.png")
     result = runner.invoke(app, ["segment", "a.png", "--classes", "dog", "-o", "out"])
     assert result.exit_code == 1 and result.stdout == ""

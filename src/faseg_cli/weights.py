@@ -175,7 +175,7 @@ def _cached(source: ModelSource) -> Path | None:
 
 
 def _download(source: ModelSource, model: str, default: ModelSource) -> Path:
-    """Download ``source`` into the hub cache; ``model`` (as the user wrote it) and the layout name the fixes."""
+    """Download ``source`` into the hub cache; ``model`` (as the user wrote it) and ``default`` go into errors."""
     short = source.revision[:10]
     files = _repo_files(source, model, default)
     from huggingface_hub import snapshot_download
@@ -215,24 +215,23 @@ def _repo_files(source: ModelSource, model: str, default: ModelSource) -> list[s
         RevisionNotFoundError,
     )
 
+    offline = "the Hub is offline (HF_HUB_OFFLINE is set)"
     if hub_offline():
-        raise _not_cached(source, model, default, "the Hub is offline (HF_HUB_OFFLINE is set)")
+        raise _not_cached(source, model, default, offline)
     quiet_hub()
     try:
         info = HfApi().model_info(source.repo_id, revision=source.revision, timeout=PROBE_TIMEOUT)
     except OfflineModeIsEnabled:
-        raise _not_cached(source, model, default, "the Hub is offline (HF_HUB_OFFLINE is set)") from None
+        raise _not_cached(source, model, default, offline) from None
     except GatedRepoError:
         raise WeightsError(
             f"{source.repo_id} is gated: accept its terms on {constants.ENDPOINT}/{source.repo_id} "
             "and set HF_TOKEN to an access token of that account"
         ) from None
     except RepositoryNotFoundError:
-        close = suggest(source.repo_id)
-        hint = f"did you mean {close}? " if close else ""
         raise WeightsError(
-            f"no model {source.repo_id} on the Hub ({constants.ENDPOINT}): {hint}"
-            "check the name (a private repository also needs HF_TOKEN)"
+            f"no model {source.repo_id} on the Hub ({constants.ENDPOINT}): check the name "
+            f"(a private repository also needs HF_TOKEN){_hint(source.repo_id)}"
         ) from None
     except RevisionNotFoundError:
         raise WeightsError(f"{source.repo_id} has no revision {source.revision} on the Hub") from None
@@ -243,13 +242,17 @@ def _repo_files(source: ModelSource, model: str, default: ModelSource) -> list[s
 
 
 def _not_cached(source: ModelSource, model: str, default: ModelSource, why: str) -> WeightsError:
-    close = suggest(source.repo_id)
-    hint = f"; did you mean {close}?" if close and close != source.repo_id else ""
     return WeightsError(
         f"{source.repo_id}@{source.revision[:10]} is not in the cache ({_hub_cache()}) and {why}: "
         f"run `faseg download {model}` on a machine with network access, "
-        f"or pass {_option(default)} with a local directory{hint}"
+        f"or pass {_option(default)} with a local directory{_hint(source.repo_id)}"
     )
+
+
+def _hint(repo_id: str) -> str:
+    """``; did you mean <registered model>?`` when ``repo_id`` is a near miss of one, else nothing."""
+    close = suggest(repo_id)
+    return f"; did you mean {close}?" if close and close != repo_id else ""
 
 
 def _option(default: ModelSource) -> str:
