@@ -27,3 +27,13 @@ def test_readme_quickstart_and_changelog():
     assert "faseg segment docs/example.jpg" in readme and (ROOT / "docs" / "example.jpg").is_file()
     assert 'python -m pip install -e ".[test]" && python -m pytest' in (ROOT / ".ci" / "run").read_text()
     assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_readme_says_how_to_install_without_cuda_or_pipx():
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme[readme.index("## Quickstart") : readme.index("## Usage")]
+    cpu_index = "--extra-index-url https://download.pytorch.org/whl/cpu"
+    assert f'pipx install . --pip-args="{cpu_index}"' in quickstart
+    assert f'python -m pip install -e ".[test]" {cpu_index}' in quickstart
+    assert "python3 -m venv .venv && . .venv/bin/activate" in quickstart
+    assert f"python -m pip install . {cpu_index}" in quickstart

@@ -37,9 +37,16 @@ def test_folders_files_globs_and_stdin(tree):
 
 
 def test_missing_inputs_and_empty_patterns_are_errors_not_exceptions(tree):
-    found = collect_inputs(["missing.jpg", "nothing*.png", "a/x.jpg"])
-    assert [str(i.path) for i in found.items] == ["missing.jpg", "a/x.jpg"]
-    assert found.errors == ["nothing*.png: no files match this pattern"]
+    (tree / "gone.jpg").symlink_to(tree / "nowhere.jpg")
+    stdin = io.StringIO("a/y.png\nmissing-too.png\n")
+    found = collect_inputs(["missing.jpg", "nothing*.png", "a/x.jpg", "gone.jpg", "-"], stdin=stdin)
+    assert [str(i.path) for i in found.items] == ["a/x.jpg", "a/y.png"]
+    assert found.errors == [
+        "missing.jpg: no such file",
+        "nothing*.png: no files match this pattern",
+        "gone.jpg: no such file (a broken link)",
+        "missing-too.png: no such file",
+    ]
 
 
 def test_same_stems_never_collide(tree):

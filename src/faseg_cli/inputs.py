@@ -1,8 +1,9 @@
 """Expand command-line inputs into image files: files, folders, glob patterns, ``-`` for stdin.
 
-Explicitly named files are always attempted (a bad one is an error for that input);
-files found inside folders or by patterns are skipped with a note when their
-extension is not an image format.
+Explicitly named files are always attempted (a bad one is an error for that input),
+but one that does not exist is reported here, before any model loads; files found
+inside folders or by patterns are skipped with a note when their extension is not an
+image format.
 """
 
 from __future__ import annotations
@@ -44,18 +45,24 @@ def collect_inputs(args: list[str], recursive: bool = False, stdin: TextIO | Non
             seen.add(key)
             found.items.append(item)
 
+    def add_named(path: Path) -> None:
+        if path.exists():
+            add(InputItem(path))
+        else:
+            found.errors.append(f"{path}: no such file" + (" (a broken link)" if path.is_symlink() else ""))
+
     for arg in args:
         if arg == "-":
             lines = stdin.read().splitlines() if stdin is not None else []
             for line in lines:
                 if line.strip():
-                    add(InputItem(Path(line.strip())))
+                    add_named(Path(line.strip()))
             continue
         path = Path(arg).expanduser()
         if path.is_dir():
             _add_folder(path, recursive, extensions, add, found)
         elif path.exists() or path.is_symlink() or not GLOB_CHARS & set(arg):
-            add(InputItem(path))
+            add_named(path)
         else:
             matches = sorted(glob.glob(str(path), recursive=True))
             images = [Path(m) for m in matches if Path(m).is_file() and Path(m).suffix.lower() in extensions]

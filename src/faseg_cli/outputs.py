@@ -57,11 +57,19 @@ def plan_outputs(items: list[InputItem], output_dir: Path, kinds: list[str]) -> 
     return plans
 
 
-def ensure_writable(folder: Path) -> None:
-    """Create ``folder`` and check a file can be written there, or raise ``OutputError``."""
+def check_writable(folder: Path) -> None:
+    """Check that files can be written in ``folder``, or raise ``OutputError``; creates nothing.
+
+    A missing folder is checked through its nearest existing parent: the folder itself
+    is made by the first file written into it, so a run that writes nothing leaves none.
+    """
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot write to output directory {folder}: {probe} is not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
         raise OutputError(f"cannot write to output directory {folder}: {exc.strerror or exc}") from None

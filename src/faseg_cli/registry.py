@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -102,3 +103,24 @@ def lookup(name_or_repo: str) -> ModelSource | None:
         if name_or_repo in (source.name, source.repo_id):
             return source
     return None
+
+
+def suggest(name: str) -> str | None:
+    """The registered model a mistyped ``name`` most likely means, if any.
+
+    A hub id matches a registered one only up to case and ``-``/``_``/``.``; a bare
+    name may also be a near miss (``difusion``, ``tiny_random``).
+    """
+    import difflib
+
+    def key(text: str) -> str:
+        return re.sub(r"[-_.]", "-", text.casefold())
+
+    for source in MODELS.values():
+        for known in (source.name, source.repo_id):
+            if key(name) == key(known):
+                return known
+    if "/" in name:
+        return None
+    close = difflib.get_close_matches(key(name), list(MODELS), n=1, cutoff=0.75)
+    return close[0] if close else None

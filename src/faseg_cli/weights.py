@@ -1,7 +1,9 @@
 """Locate model weights: a local directory, the faseg cache, or a pinned Hub download.
 
 Downloads go to ``$FASEG_CACHE_DIR`` or the platform cache directory and fetch only
-the files a model needs (never the 1.2 GB safety checker).
+the files a model needs (never the 1.2 GB safety checker). A model that is not cached
+is first looked up on the Hub with one short request, so that no network, a mistyped
+name or an unknown repository fail at once with one line instead of minutes of retries.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ import logging
 import os
 from pathlib import Path
 
-from faseg_cli.errors import WeightsError
-from faseg_cli.registry import Component, ModelSource, lookup
+from faseg_cli.errors import UsageError, WeightsError
+from faseg_cli.quiet import quiet_hub
+from faseg_cli.registry import MODELS, Component, ModelSource, lookup, suggest
 
 log = logging.getLogger("faseg")
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
+
+PROBE_TIMEOUT = 10.0
+"""Seconds the Hub may take to answer the lookup before faseg says it cannot be reached."""
+
+_OPTION = {"blip": "--caption-model", "clip": "--clip-model"}
+"""The command-line option that picks a model of each layout (``--model`` for the diffusion model)."""
 
 
 def cache_dir() -> Path:
@@ -93,6 +102,8 @@ def resolve_model(model: str, default: ModelSource) -> Path:
     repo, revision = _parse(model)
     source = lookup(repo)
     if source is None:
+        if "/" not in repo:
+            raise UsageError(_unknown(repo))
         source = ModelSource(
             name=repo,
             repo_id=repo,
@@ -105,7 +116,16 @@ def resolve_model(model: str, default: ModelSource) -> Path:
         source = ModelSource(**{**source.__dict__, "revision": revision})
     if source.builder:
         return _built(source)
-    return _cached(source) or _download(source)
+    return _cached(source) or _download(source, model, default)
+
+
+def _unknown(name: str) -> str:
+    close = suggest(name)
+    hint = f" (did you mean {close}?)" if close else ""
+    return (
+        f"unknown model {name!r}{hint}: use a registered name ({', '.join(MODELS)}), "
+        "a Hub id (owner/name) or a local directory"
+    )
 
 
 def model_revision(model: str, path: Path) -> str | None:
@@ -154,21 +174,16 @@ def _cached(source: ModelSource) -> Path | None:
     return None if missing_files(path, source.components) else path
 
 
-def _download(source: ModelSource) -> Path:
+def _download(source: ModelSource, model: str, default: ModelSource) -> Path:
+    """Download ``source`` into the hub cache; ``model`` (as the user wrote it) and ``default`` go into errors."""
     short = source.revision[:10]
-    if hub_offline():
-        raise WeightsError(
-            f"{source.repo_id}@{short} is not in the cache ({_hub_cache()}) and the Hub is offline "
-            f"(HF_HUB_OFFLINE is set): run `faseg download {source.name}` with network access, "
-            "or pass --model with a local directory"
-        )
-    from huggingface_hub import HfApi, snapshot_download
+    files = _repo_files(source, model, default)
+    from huggingface_hub import snapshot_download
 
     if source.license:
         log.warning("%s is licensed %s", source.repo_id, source.license)
     log.info("Downloading %s@%s (%s) to %s", source.repo_id, short, source.description, _hub_cache())
     try:
-        files = HfApi().list_repo_files(source.repo_id, revision=source.revision)
         path = Path(
             snapshot_download(
                 source.repo_id,
@@ -178,10 +193,73 @@ def _download(source: ModelSource) -> Path:
             )
         )
     except Exception as exc:  # noqa: BLE001 - network and hub failures all end the same way
-        reason = str(exc).splitlines()[0] if str(exc) else ""
         raise WeightsError(
-            f"could not download {source.repo_id}@{short}: {type(exc).__name__}: {reason}"
-            " (check the network, or pass --model with a local directory)"
+            f"could not download {source.repo_id}@{short}: {_reason(exc)}"
+            f" (check the network, or pass {_option(default)} with a local directory)"
         ) from exc
     _check_layout(path, source, f"{source.repo_id}@{short}")
     return path
+
+
+def _repo_files(source: ModelSource, model: str, default: ModelSource) -> list[str]:
+    """The files of ``source`` at its revision, from one Hub request without retries.
+
+    Offline mode, an unreachable Hub, an unknown repository or revision each become
+    one ``WeightsError`` line that says what is missing and how to get it.
+    """
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = "the Hub is offline (HF_HUB_OFFLINE is set)"
+    if hub_offline():
+        raise _not_cached(source, model, default, offline)
+    quiet_hub()
+    try:
+        info = HfApi().model_info(source.repo_id, revision=source.revision, timeout=PROBE_TIMEOUT)
+    except OfflineModeIsEnabled:
+        raise _not_cached(source, model, default, offline) from None
+    except GatedRepoError:
+        raise WeightsError(
+            f"{source.repo_id} is gated: accept its terms on {constants.ENDPOINT}/{source.repo_id} "
+            "and set HF_TOKEN to an access token of that account"
+        ) from None
+    except RepositoryNotFoundError:
+        raise WeightsError(
+            f"no model {source.repo_id} on the Hub ({constants.ENDPOINT}): check the name "
+            f"(a private repository also needs HF_TOKEN){_hint(source.repo_id)}"
+        ) from None
+    except RevisionNotFoundError:
+        raise WeightsError(f"{source.repo_id} has no revision {source.revision} on the Hub") from None
+    except Exception as exc:  # noqa: BLE001 - no network, DNS, proxy, TLS, timeout: all mean "unreachable"
+        reason = f"the Hub cannot be reached ({constants.ENDPOINT}: {_reason(exc)})"
+        raise _not_cached(source, model, default, reason) from None
+    return [sibling.rfilename for sibling in info.siblings or []]
+
+
+def _not_cached(source: ModelSource, model: str, default: ModelSource, why: str) -> WeightsError:
+    return WeightsError(
+        f"{source.repo_id}@{source.revision[:10]} is not in the cache ({_hub_cache()}) and {why}: "
+        f"run `faseg download {model}` on a machine with network access, "
+        f"or pass {_option(default)} with a local directory{_hint(source.repo_id)}"
+    )
+
+
+def _hint(repo_id: str) -> str:
+    """``; did you mean <registered model>?`` when ``repo_id`` is a near miss of one, else nothing."""
+    close = suggest(repo_id)
+    return f"; did you mean {close}?" if close and close != repo_id else ""
+
+
+def _option(default: ModelSource) -> str:
+    return _OPTION.get(default.name, "--model")
+
+
+def _reason(exc: Exception) -> str:
+    """``Type: first line of the message`` of a library exception."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -90,7 +90,7 @@ def configure_logging(quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
     warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="(diffusers|transformers|torch)")
+    warnings.filterwarnings("ignore", category=UserWarning, module="(diffusers|transformers|torch|huggingface_hub)")
 
 
 def guarded(func):

@@ -116,7 +116,7 @@ def _run_model(
     from faseg_cli.eval_sources import prompt_source
     from faseg_cli.eval_state import state_path
     from faseg_cli.evaluation import evaluate, parse_thresholds
-    from faseg_cli.outputs import ensure_writable
+    from faseg_cli.outputs import check_writable
 
     if thresholds is not None and engine.threshold is not None:
         raise UsageError("--threshold and --thresholds: give one of them")
@@ -129,7 +129,7 @@ def _run_model(
     prompts = prompt_source(class_lists or "gt", captions or "none", data)
     for folder in [output.parent if output else None, save_masks]:
         if folder is not None:
-            ensure_writable(folder)
+            check_writable(folder)
     state_file = state_path(output, workers.rank, workers.world_size) if output else None
     if resume and not state_file.is_file():
         note(f"nothing to resume in {state_file}: starting from the beginning")

@@ -99,17 +99,19 @@ def run_image_command(
 ) -> int:
     """The flow every per-image command shares; returns the command's exit code.
 
-    Expands ``batch.inputs`` (a ``BatchOptions``), plans the output files of each
-    (``kinds``), skips finished ones with ``--skip-existing``, then, only if work
-    remains, calls ``prepare()`` (which loads the models and returns the batch
-    ``compute`` function) and processes the batches: ``load(path)`` per image (default:
-    the image itself), ``compute(loaded items)``, ``emit((item, plan), loaded, result, seconds)``.
+    Expands ``batch.inputs`` (a ``BatchOptions``; missing files are reported here),
+    plans the output files of each (``kinds``), skips finished ones with
+    ``--skip-existing``, then, only if work remains, checks that the output folder can
+    be written (without creating it), calls ``prepare()`` (which loads the models and
+    returns the batch ``compute`` function) and processes the batches: ``load(path)``
+    per image (default: the image itself), ``compute(loaded items)``,
+    ``emit((item, plan), loaded, result, seconds)``.
     """
     import sys
 
     from faseg_cli.images import load_image
     from faseg_cli.inputs import collect_inputs
-    from faseg_cli.outputs import ensure_writable, plan_outputs
+    from faseg_cli.outputs import check_writable, plan_outputs
 
     found = collect_inputs(batch.inputs, batch.recursive, sys.stdin)
     for message in found.notes:
@@ -124,7 +126,7 @@ def run_image_command(
         raise UsageError("no images to process")
     if todo:
         if kinds:
-            ensure_writable(batch.output_dir)
+            check_writable(batch.output_dir)
         compute = prepare()
         load = load or load_image
         run_batches(todo, batch.batch_size, lambda entry: load(entry[0].path), compute, emit, tally, f"{verb}…")
