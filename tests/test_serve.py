@@ -232,3 +232,31 @@ def test_masks_decode_to_the_labels(client):
     labels = np.asarray(Image.open(io.BytesIO(decoded(data["mask_png"]))))
     counts = np.bincount(labels.ravel(), minlength=3) / labels.size
     assert dict(zip(["background", "cat", "dog"], counts.tolist())) == pytest.approx(data["fractions"])
+
+
+def test_upload_limit_holds_without_a_declared_length(client):
+    boundary = "faseg-boundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'.encode()
+
+    def body():
+        yield head
+        for _ in range(30):
+            yield bytes(10_000)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    answer = client.post("/segment", content=body(), headers=headers)
+    assert answer.status_code == 413 and answer.json()["error"].startswith("upload too large")
+    assert post(client, png(), classes="dog").status_code == 200
+
+
+def test_memory_script_runs(tmp_path, monkeypatch):
+    import runpy
+
+    script = ROOT / "benchmarks" / "serve_memory.py"
+    report = tmp_path / "memory.json"
+    monkeypatch.setattr(sys, "argv", [str(script), "--requests", "12", "--warmup", "4", "--output", str(report)])
+    runpy.run_path(str(script), run_name="__main__")
+    data = json.loads(report.read_text())
+    assert data["answered"] == {"200": 11, "400": 1} and data["largest_batch"] > 1
+    assert data["rss_mib"][0]["after"] >= 4 and data["rss_mib"][-1]["after"] == 12

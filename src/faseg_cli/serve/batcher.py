@@ -1,15 +1,16 @@
 """Gather requests that arrive together into batches; run the batches one at a time.
 
 Pure asyncio, no model: ``compute`` receives a list of items and returns one outcome
-per item (a result, or the exception that item failed with). It runs in a worker
-thread so the event loop keeps accepting requests meanwhile.
+per item (a result, or the exception that item failed with). It runs in one
+dedicated thread, so batches never overlap and the event loop keeps accepting
+requests meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 
@@ -33,7 +34,7 @@ class Batcher:
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.stats = BatchStats()
-        self._lock = threading.Lock()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faseg-model")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
@@ -72,19 +73,18 @@ class Batcher:
             live = [(item, future) for item, future in batch if not future.done()]
             if not live:
                 continue
-            outcomes = await asyncio.to_thread(self._run, [item for item, _ in live])
+            outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._run, [i for i, _ in live])
             for (_, future), outcome in zip(live, outcomes):
                 if not future.done():
                     future.set_result(outcome)
 
     def _run(self, items: list) -> list:
-        """``compute`` on one batch, one batch at a time whatever the event loop."""
-        with self._lock:
-            try:
-                outcomes = self.compute(items)
-            except Exception as exc:  # noqa: BLE001 - every request of the batch gets the failure
-                outcomes = [exc] * len(items)
-            self.stats.requests += len(items)
-            self.stats.batches += 1
-            self.stats.largest = max(self.stats.largest, len(items))
-            return outcomes
+        """``compute`` on one batch (in the model thread)."""
+        try:
+            outcomes = self.compute(items)
+        except Exception as exc:  # noqa: BLE001 - every request of the batch gets the failure
+            outcomes = [exc] * len(items)
+        self.stats.requests += len(items)
+        self.stats.batches += 1
+        self.stats.largest = max(self.stats.largest, len(items))
+        return outcomes
