@@ -16,7 +16,7 @@ EXTRA = 'faseg serve needs the serve extra: pip install "faseg[serve]"'
 @engine_options
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; the default lets only this machine in."),
-    port: int = typer.Option(7860, "--port", "-p", min=0, max=65535, help="Port to listen on."),
+    port: int = typer.Option(7860, "--port", "-p", min=1, max=65535, help="Port to listen on."),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest accepted upload, in megabytes."),
     max_batch: int = typer.Option(4, "--max-batch", min=1, help="Most requests per model pass."),
     max_wait_ms: float = typer.Option(
