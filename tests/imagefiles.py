@@ -37,3 +37,15 @@ def mode(path, name):
         img.info["transparency"] = 0
     img.save(path, format="JPEG" if name == "CMYK" else "PNG")
     return path
+
+
+def bomb_png(width=30000, height=30000) -> bytes:
+    """A PNG of a few bytes whose header declares ``width`` x ``height`` pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")

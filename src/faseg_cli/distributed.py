@@ -8,14 +8,22 @@ Without them there is one process and torch.distributed is never touched.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import torch
 
 from faseg_cli.errors import UsageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; lines are written unlocked there
+    fcntl = None
 
 T = TypeVar("T")
 
@@ -62,9 +70,17 @@ class Workers:
             return f"cuda:{self.local_rank}"
         return spec
 
+    def use_own_gpu(self) -> None:
+        """Make ``cuda`` (and ``auto``) mean this process's GPU, ``cuda:LOCAL_RANK``, when several share CUDA."""
+        if self.distributed and torch.cuda.is_available():
+            torch.cuda.set_device(self.local_rank)
+
     @contextmanager
-    def connected(self, device: torch.device) -> Iterator[Workers]:
-        """Join the process group for the run (NCCL on CUDA, else Gloo); leave it afterwards."""
+    def connected(self, device: torch.device, timeout: timedelta | None = None) -> Iterator[Workers]:
+        """Join the process group for the run (NCCL on CUDA, else Gloo); leave it afterwards.
+
+        ``timeout`` bounds how long one process waits for the others (torch's default if None).
+        """
         dist = torch.distributed
         if not self.distributed or dist.is_initialized():
             yield self
@@ -73,7 +89,8 @@ class Workers:
         if backend == "nccl":
             torch.cuda.set_device(device)
         self._device = device if backend == "nccl" else torch.device("cpu")
-        dist.init_process_group(backend, rank=self.rank, world_size=self.world_size)
+        extra = {"timeout": timeout} if timeout is not None else {}
+        dist.init_process_group(backend, rank=self.rank, world_size=self.world_size, **extra)
         try:
             yield self
         finally:
@@ -87,3 +104,29 @@ class Workers:
         tensor = torch.from_numpy(values.copy()).to(self._device)
         torch.distributed.all_reduce(tensor)
         return tensor.cpu().numpy()
+
+    def gather(self, value: T) -> list[T]:
+        """``value`` from every process, in rank order (``[value]`` when alone)."""
+        if not self.distributed:
+            return [value]
+        values: list = [None] * self.world_size
+        torch.distributed.all_gather_object(values, value)
+        return values
+
+    @contextmanager
+    def whole_lines(self) -> Iterator[None]:
+        """Hold a lock shared by this run's processes on this machine, so lines they write never interleave."""
+        if not self.distributed or fcntl is None:
+            yield
+            return
+        from faseg_cli.outputs import safe_name
+
+        env = os.environ
+        run = env.get("TORCHELASTIC_RUN_ID") or f"{env.get('MASTER_ADDR')}-{env.get('MASTER_PORT')}"
+        path = Path(tempfile.gettempdir()) / f"faseg-stdout-{safe_name(run)}.lock"
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -7,6 +7,7 @@ RGB whatever the source mode (CMYK, grayscale, palette, alpha, 16-bit).
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -30,34 +31,50 @@ def load_image(path: str | Path) -> Image.Image:
             raise InputError(f"{path}: is a directory")
         if path.stat().st_size == 0:
             raise InputError(f"{path}: empty file")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    return _decode(path, path)
+
+
+def decode_image(data: bytes, name: str) -> Image.Image:
+    """The image in ``data`` (an uploaded file called ``name``), read exactly as ``load_image`` reads files."""
+    if not data:
+        raise InputError(f"{name}: empty file")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, name) -> Image.Image:
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                _check_size(path, img)
+            with Image.open(source) as img:
+                _check_size(name, img)
                 img.load()
                 return to_rgb(ImageOps.exif_transpose(img))
     except InputError:
         raise
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError(f"{name}: no such file") from None
     except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+        raise InputError(f"{name}: permission denied") from None
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image, or a format Pillow cannot read") from None
+        raise InputError(f"{name}: not an image, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: image too large (over Pillow's decompression-bomb limit)") from None
+        raise InputError(f"{name}: image too large (over Pillow's decompression-bomb limit)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: truncated or corrupt image data ({exc})") from None
+        raise InputError(f"{name}: truncated or corrupt image data ({exc})") from None
 
 
-def _check_size(path: Path, img: Image.Image) -> None:
+def _check_size(name, img: Image.Image) -> None:
     width, height = img.size
     if width < 1 or height < 1:
-        raise InputError(f"{path}: image has no pixels ({width}x{height})")
+        raise InputError(f"{name}: image has no pixels ({width}x{height})")
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > limit:
         raise InputError(
-            f"{path}: image too large ({width}x{height}, {width * height / 1e6:.0f} MP; the limit is "
+            f"{name}: image too large ({width}x{height}, {width * height / 1e6:.0f} MP; the limit is "
             f"{limit / 1e6:.0f} MP, Pillow's decompression-bomb guard)"
         )
 

@@ -9,6 +9,7 @@ to a temporary name and renamed, so an interrupted run leaves no half-written re
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -108,8 +109,14 @@ def mask_image(labels: np.ndarray) -> Image.Image:
     return mask
 
 
+def mask_png(labels: np.ndarray) -> bytes:
+    """The mask file's bytes: what ``write_mask`` writes and ``faseg serve`` returns."""
+    return _encoded(mask_image(labels), format="PNG")
+
+
 def write_mask(path: Path, labels: np.ndarray) -> None:
-    atomic_write(path, lambda tmp: mask_image(labels).save(tmp, format="PNG"))
+    data = mask_png(labels)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_scores(path: Path, scores: np.ndarray, classes: list[str]) -> None:
@@ -148,8 +155,20 @@ def overlay_image(image: Image.Image, labels: np.ndarray, classes: list[str], al
     return out
 
 
+def overlay_jpeg(image: Image.Image, labels: np.ndarray, classes: list[str]) -> bytes:
+    """The overlay file's bytes: what ``write_overlay`` writes and ``faseg serve`` returns."""
+    return _encoded(overlay_image(image, labels, classes), format="JPEG", quality=90)
+
+
 def write_overlay(path: Path, image: Image.Image, labels: np.ndarray, classes: list[str]) -> None:
-    atomic_write(path, lambda tmp: overlay_image(image, labels, classes).save(tmp, format="JPEG", quality=90))
+    data = overlay_jpeg(image, labels, classes)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def _encoded(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, **options)
+    return buffer.getvalue()
 
 
 def write_attention(folder: Path, arrays: dict[str, np.ndarray], grids: dict[str, Image.Image]) -> None:

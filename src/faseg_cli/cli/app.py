@@ -35,13 +35,14 @@ def root(
 
 
 def _register() -> None:
-    from faseg_cli.cli import attention, candidates, download, evaluate, segment
+    from faseg_cli.cli import attention, candidates, download, evaluate, segment, serve
 
     app.command("segment")(segment.segment)
     app.command("candidates")(candidates.candidates_command)
     app.command("attention")(attention.attention)
     app.command("eval")(evaluate.evaluate)
     app.command("download")(download.download)
+    app.command("serve")(serve.serve)
 
 
 _register()

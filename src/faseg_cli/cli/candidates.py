@@ -51,7 +51,7 @@ def candidates_command(
         raise UsageError("--vocab is required, e.g. --vocab coco")
     candidates.vocabulary()
     captions = read_captions(captions_from) if captions_from is not None else None
-    found_classes, found_captions = {}, {}
+    found_lists = {}
 
     def load(path):
         return load_image(path), captions.get(path) if captions is not None else None
@@ -74,15 +74,25 @@ def candidates_command(
             "seconds": round(seconds, 4),
         }
         print_result(json.dumps(record, ensure_ascii=False))
-        found_classes[path.stem] = found.candidates
-        found_captions[path.stem] = found.caption
+        if save_classes is not None or save_captions is not None:
+            found_lists[path] = (found.candidates, found.caption)
 
-    code = run_image_command(batch, [], prepare, emit, "Proposed", load)
-    if save_classes is not None:
-        atomic_write(save_classes, lambda tmp: save_class_lists(tmp, found_classes))
-        note(f"Wrote {len(found_classes)} class lists to {save_classes}")
-    if save_captions is not None and any(found_captions.values()):
-        text = json.dumps(found_captions, ensure_ascii=False)
-        atomic_write(save_captions, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        note(f"Wrote {len(found_captions)} captions to {save_captions}")
-    raise typer.Exit(code)
+    def finish(workers, items):
+        """Rank 0 saves the lists found by every process, in input order."""
+        merged = {}
+        for part in workers.gather(found_lists):
+            merged.update(part)
+        if not workers.primary:
+            return
+        done = [(item.path.stem, merged[item.path]) for item in items if item.path in merged]
+        found_classes = {stem: classes for stem, (classes, _) in done}
+        found_captions = {stem: caption for stem, (_, caption) in done}
+        if save_classes is not None:
+            atomic_write(save_classes, lambda tmp: save_class_lists(tmp, found_classes))
+            note(f"Wrote {len(found_classes)} class lists to {save_classes}")
+        if save_captions is not None and any(found_captions.values()):
+            text = json.dumps(found_captions, ensure_ascii=False)
+            atomic_write(save_captions, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+            note(f"Wrote {len(found_captions)} captions to {save_captions}")
+
+    raise typer.Exit(run_image_command(batch, [], prepare, emit, "Proposed", load, finish))

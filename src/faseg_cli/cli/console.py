@@ -24,6 +24,9 @@ INTERRUPTED = 130
 _live: list = []
 """The progress display being shown, if any: notes and errors print above it."""
 
+_stdout_lock: list = []
+"""A lock shared with the other processes of a run (``Workers.whole_lines``), if any."""
+
 
 def stderr() -> Console:
     """The console for messages: the live progress display's, else one on the current ``sys.stderr``."""
@@ -34,8 +37,21 @@ def print_result(text: str) -> None:
     """Write one result line to stdout (above the progress bar when both share the terminal)."""
     if _live and sys.stdout.isatty():
         _live[-1].console.print(text, markup=False, highlight=False, soft_wrap=True)
+    elif _stdout_lock:
+        with _stdout_lock[-1]():
+            typer.echo(text)
     else:
         typer.echo(text)
+
+
+@contextmanager
+def shared_stdout(lock):
+    """While inside, result lines are written whole while holding ``lock()``, so processes never interleave them."""
+    _stdout_lock.append(lock)
+    try:
+        yield
+    finally:
+        _stdout_lock.pop()
 
 
 @contextmanager

@@ -2,13 +2,17 @@
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from faseg_cli.cli.console import error, note, progress_bar
+from faseg_cli.cli.console import configure_logging, error, note, progress_bar, shared_stdout
 from faseg_cli.errors import FasegError, InputError, UsageError
 
 Entry = TypeVar("Entry")
+
+RUN_TIMEOUT = timedelta(days=7)
+"""How long the processes of a run wait for each other at the end (shards may finish hours apart)."""
 
 
 @dataclass
@@ -40,13 +44,15 @@ def run_batches(
     emit: Callable[[Entry, object, object, float], None],
     tally: Tally,
     description: str,
+    show: bool = True,
 ) -> None:
     """For each batch: ``load`` every entry, ``compute`` results for the loaded ones, ``emit`` each.
 
     Failures of one input (``FasegError`` from load or emit) are reported and counted;
     a failure of ``compute`` fails its whole batch. Usage errors still stop the run.
+    ``show``: whether to show the progress bar (on a terminal).
     """
-    with progress_bar() as progress:
+    with progress_bar(show=show) as progress:
         task = progress.add_task(description, total=len(entries))
         for start in range(0, len(entries), batch_size):
             loaded = []
@@ -96,6 +102,7 @@ def run_image_command(
     emit: Callable,
     verb: str,
     load: Callable | None = None,
+    finish: Callable | None = None,
 ) -> int:
     """The flow every per-image command shares; returns the command's exit code.
 
@@ -106,29 +113,60 @@ def run_image_command(
     returns the batch ``compute`` function) and processes the batches: ``load(path)``
     per image (default: the image itself), ``compute(loaded items)``,
     ``emit((item, plan), loaded, result, seconds)``.
+
+    Under ``torchrun`` each process takes every N-th input of the expanded list (a
+    stable order, so ``--skip-existing`` resumes a run with the same N), runs on its own
+    GPU and writes its own outputs; result lines never interleave, the counts are summed
+    and rank 0 prints the summary. ``finish(workers, items)``, if given, runs on every
+    process after the batches while they are still connected (to gather results);
+    ``items`` are all the inputs, in order.
     """
     import sys
 
+    import torch
+
+    from faseg_cli.distributed import Workers
     from faseg_cli.images import load_image
     from faseg_cli.inputs import collect_inputs
     from faseg_cli.outputs import check_writable, plan_outputs
 
+    workers = Workers.from_env()
+    if workers.distributed and "-" in batch.inputs:
+        raise UsageError("- (paths on stdin) cannot be shared by several processes: give files, folders or patterns")
+    if not workers.primary:
+        configure_logging(quiet=True)
     found = collect_inputs(batch.inputs, batch.recursive, sys.stdin)
-    for message in found.notes:
-        note(message)
-    for message in found.errors:
-        error(message)
-    tally = Tally(failed=len(found.errors))
+    if workers.primary:
+        for message in found.notes:
+            note(message)
+        for message in found.errors:
+            error(message)
+    tally = Tally(failed=len(found.errors) if workers.primary else 0)
     plans = plan_outputs(found.items, batch.output_dir or Path(), kinds)
-    todo = [(item, plan) for item, plan in zip(found.items, plans) if not (batch.skip_existing and plan.done())]
-    tally.skipped = len(found.items) - len(todo)
+    mine = workers.shard(list(zip(found.items, plans)))
+    todo = [(item, plan) for item, plan in mine if not (batch.skip_existing and plan.done())]
+    tally.skipped = len(mine) - len(todo)
     if not found.items and not found.errors:
         raise UsageError("no images to process")
-    if todo:
-        if kinds:
-            check_writable(batch.output_dir)
-        compute = prepare()
-        load = load or load_image
-        run_batches(todo, batch.batch_size, lambda entry: load(entry[0].path), compute, emit, tally, f"{verb}…")
-    report(tally, verb)
+    with workers.connected(torch.device("cpu"), timeout=RUN_TIMEOUT), shared_stdout(workers.whole_lines):
+        if todo:
+            if kinds:
+                check_writable(batch.output_dir)
+            workers.use_own_gpu()
+            compute = prepare()
+            load = load or load_image
+            read = lambda entry: load(entry[0].path)  # noqa: E731
+            run_batches(todo, batch.batch_size, read, compute, emit, tally, f"{verb}…", show=workers.primary)
+        if finish is not None:
+            finish(workers, found.items)
+        tally = _total(workers, tally)
+    if workers.primary:
+        report(tally, verb)
     return tally.exit_code
+
+
+def _total(workers, tally: Tally) -> Tally:
+    """The counts of all processes."""
+    counts = [tally.done, tally.failed, tally.skipped, round(tally.seconds * 1e6)]
+    done, failed, skipped, micros = (int(v) for v in workers.sum(counts))
+    return Tally(done, failed, skipped, micros / 1e6)

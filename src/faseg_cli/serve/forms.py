@@ -1,0 +1,128 @@
+"""Turn a ``POST /segment`` upload into a checked ``SegmentRequest``, or one clear 4xx message.
+
+Form fields: ``image`` (the file), ``classes`` (``dog, person``) or ``vocab`` (a
+vocabulary name: automatic candidates), optional ``caption`` (text or ``auto``),
+``threshold`` (0-1) and ``overlay`` (``1``/``true``). Everything the model pass could
+reject is checked here first, so a bad request never fails the batch it would join.
+"""
+
+from __future__ import annotations
+
+import math
+
+from faseg_cli.errors import InputError, UsageError
+from faseg_cli.serve.service import SegmentRequest
+
+FIELDS = ("image", "classes", "vocab", "caption", "threshold", "overlay")
+TRUE = ("1", "true", "yes", "on")
+
+
+class RequestError(Exception):
+    """A request the server refuses: an HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def limited(receive, max_bytes: int):
+    """An ASGI ``receive`` that refuses (413) a request body over ``max_bytes``."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > max_bytes:
+            raise RequestError(413, f"upload too large: the limit is {_megabytes(max_bytes)} (--max-upload-mb)")
+        return message
+
+    return wrapped
+
+
+async def read_form(request, max_bytes: int) -> dict:
+    """The form's fields as strings, ``image`` as ``(file name, bytes)``."""
+    from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise RequestError(413, f"upload too large: the limit is {_megabytes(max_bytes)} (--max-upload-mb)")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise RequestError(400, "send a multipart/form-data form with an image file and classes")
+    body = Request(request.scope, limited(request.receive, max_bytes))
+    try:
+        form = await body.form(max_files=1, max_fields=len(FIELDS))
+    except HTTPException as exc:
+        raise RequestError(400, f"malformed form: {exc.detail}") from None
+    fields = {}
+    try:
+        for key, value in form.multi_items():
+            if key not in FIELDS:
+                raise RequestError(400, f"unknown field {key!r}: expected {', '.join(FIELDS)}")
+            if key in fields:
+                raise RequestError(400, f"field {key!r} given twice")
+            if key == "image":
+                if not isinstance(value, UploadFile):
+                    raise RequestError(400, "the image field must be a file upload")
+                fields[key] = (value.filename or "upload", await value.read())
+            elif isinstance(value, UploadFile):
+                raise RequestError(400, f"field {key!r} must be text, not a file")
+            else:
+                fields[key] = value
+    finally:
+        await form.close()
+    return fields
+
+
+def parse_request(fields: dict, service) -> SegmentRequest:
+    """The checked request (decodes the image; runs in a worker thread)."""
+    from faseg_cli.images import decode_image
+    from faseg_cli.prompts import build_class_prompts, validate_classes
+
+    if "image" not in fields:
+        raise RequestError(400, "no image: send the file in the 'image' field")
+    classes_text = fields.get("classes", "").strip()
+    vocab = fields.get("vocab", "").strip() or None
+    if classes_text and vocab:
+        raise RequestError(400, "give classes or vocab, not both")
+    if not classes_text and not vocab:
+        raise RequestError(400, "no classes given: send classes=dog,person or vocab=coco (automatic candidates)")
+    if vocab is not None and vocab not in service.candidates.vocabularies:
+        raise RequestError(400, f"vocab {vocab!r}: expected one of {', '.join(service.candidates.vocabularies)}")
+    classes = None
+    try:
+        if classes_text:
+            classes = validate_classes(classes_text.split(","))
+            build_class_prompts(service.tokenizer, classes)
+        name, data = fields["image"]
+        image = decode_image(data, name)
+    except (UsageError, InputError) as exc:
+        raise RequestError(400, str(exc)) from None
+    caption = " ".join(fields.get("caption", "").split()) or None
+    return SegmentRequest(
+        image=image,
+        classes=classes,
+        vocab=vocab,
+        caption=caption,
+        threshold=_threshold(fields.get("threshold", "").strip()),
+        overlay=fields.get("overlay", "").strip().lower() in TRUE,
+    )
+
+
+def _threshold(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise RequestError(400, f"threshold {text!r}: expected a number between 0 and 1")
+    return value
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:g} MB"
