@@ -199,7 +199,16 @@ def evaluate(
     if state_file and not failed and (limit is None or limit >= len(dataset)):
         state_file.unlink(missing_ok=True)
     return Evaluation(
-        info, dataset.class_names, thresholds, matrices, images, failed, seconds, workers.world_size, errors, warnings
+        info,
+        dataset.class_names,
+        thresholds,
+        matrices,
+        images,
+        failed,
+        seconds,
+        workers.world_size,
+        errors=errors,
+        warnings=warnings,
     )
 
 
@@ -248,19 +257,26 @@ def evaluate_saved_masks(dataset: Dataset, pred_dir: Path, limit: int | None = N
     scores = score_predictions(dataset, pred_dir, limit)
     total = len(dataset.samples()[:limit])
     info = {**_dataset_info(dataset, limit), "predictions": str(Path(pred_dir).expanduser().resolve())}
-    missing, errors, warnings = scores.missing, list(scores.errors), []
+    missing, resized = scores.missing, scores.resized
+    errors, warnings = [], []
     if missing:
-        errors.insert(
-            0, f"{pred_dir}: no mask for {len(missing)} of {total} samples (e.g. {missing[0]}.png); not scored"
-        )
-    if scores.resized:
+        errors.append(f"{pred_dir}: no mask for {len(missing)} of {total} samples (e.g. {missing[0]}.png); not scored")
+    if resized:
         warnings.append(
-            f"{pred_dir}: {len(scores.resized)} of {total} masks differ in size from their labels "
-            f"(e.g. {scores.resized[0]}); resized to the labels with nearest"
+            f"{pred_dir}: {len(resized)} of {total} masks differ in size from their labels "
+            f"(e.g. {resized[0]}); resized to the labels with nearest"
         )
     failed = len(missing) + len(scores.errors)
     return Evaluation(
-        info, dataset.class_names, (None,), [scores.matrix], total - failed, failed, 0.0, 1, errors, warnings
+        info,
+        dataset.class_names,
+        (None,),
+        [scores.matrix],
+        total - failed,
+        failed,
+        0.0,
+        errors=errors + scores.errors,
+        warnings=warnings,
     )
 
 
