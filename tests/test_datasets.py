@@ -187,6 +187,18 @@ def test_one_missing_image_from_the_split_list(tmp_path):
     assert_one_line_usage_error(lambda: get_dataset("voc").open(tmp_path), "1 of 3 images", "2007_000042.jpg")
 
 
+@pytest.mark.parametrize("name", ["voc", "context59"])
+def test_images_are_not_required_where_a_split_list_names_the_samples(tmp_path, name):
+    """Scoring saved masks reads only the split list and the labels (``open(root, images=False)``)."""
+    built = build(name, tmp_path)
+    images = next(tmp_path.glob("VOCdevkit/*/JPEGImages"))
+    (images / f"{built.ids[1]}.jpg").unlink()
+    assert [s.id for s in get_dataset(name).open(tmp_path, images=False).samples()] == built.ids
+    shutil.rmtree(images)
+    assert [s.id for s in get_dataset(name).open(tmp_path / "VOCdevkit", images=False).samples()] == built.ids
+    assert_one_line_usage_error(lambda: get_dataset(name).open(tmp_path), "no PASCAL", "JPEGImages")
+
+
 def test_unconverted_coco_labels_point_to_the_converter(tmp_path):
     build("coco-object", tmp_path)  # GroupViT labels only
     assert_one_line_usage_error(

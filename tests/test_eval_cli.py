@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import typer
 from PIL import Image
 from typer.testing import CliRunner
 
 from faseg_cli.cli import app
 from faseg_cli.datasets import dataset_names
 from tests.conftest import TEST_RESOLUTION
-from tests.dataset_builders import build, write_label
+from tests.dataset_builders import build, write_image, write_label
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -28,10 +29,20 @@ def model_args(tiny_model_dir):
 
 @pytest.fixture
 def run(model_args):
-    def invoke(*args):
-        return runner.invoke(app, ["eval", *args, *model_args])
+    """``faseg eval ARGS`` with the tiny model and, unless ``candidates`` says otherwise, ``--candidates gt``.
+
+    Tests of the run's mechanics use the quick ground-truth class lists; ``candidates=None``
+    leaves the default (BLIP + TagCLIP, which needs the tiny candidate models).
+    """
+
+    def invoke(*args, candidates="gt"):
+        source = ["--candidates", candidates] if candidates else []
+        return runner.invoke(app, ["eval", *args, *source, *model_args])
 
     return invoke
+
+
+TINY_CANDIDATE_MODELS = ("--caption-model", "tiny-blip", "--clip-model", "tiny-clip")
 
 
 def results(path) -> dict:
@@ -50,7 +61,7 @@ def test_voc_summary_on_stdout_table_on_stderr(run, tmp_path):
     result = run("voc", "data", "-o", "r.json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(Path("r.json").read_text())
-    assert result.stdout == f"voc mIoU {data['miou']:.2f} (threshold 0.55, 3 images)\n"
+    assert result.stdout == f"voc mIoU {data['miou']:.2f} (classes gt, threshold 0.55, 3 images)\n"
     assert "IoU per class" in result.stderr and "tv monitor" in result.stderr and "Evaluated 3 images" in result.stderr
     assert data["dataset"] == "voc" and data["thresholds"] == [0.55] and data["best_threshold"] == 0.55
     assert (data["class_source"], data["caption_source"], data["images"], data["failed"]) == ("gt", "none", 3, 0)
@@ -65,8 +76,8 @@ def test_voc_summary_on_stdout_table_on_stderr(run, tmp_path):
 def test_default_threshold_is_the_datasets_and_can_be_overridden(run, tmp_path):
     build("context", tmp_path / "data")
     assert run("context", "data", "--limit", "1").stdout == run("context", "data", "--limit", "1", "-t", "0.5").stdout
-    assert "(threshold 0.5, 1 image)" in run("context", "data", "--limit", "1").stdout
-    assert "(threshold 0.7, 1 image)" in run("context", "data", "--limit", "1", "-t", "0.7").stdout
+    assert "(classes gt, threshold 0.5, 1 image)" in run("context", "data", "--limit", "1").stdout
+    assert "(classes gt, threshold 0.7, 1 image)" in run("context", "data", "--limit", "1", "-t", "0.7").stdout
 
 
 def test_threshold_sweep_equals_separate_runs(run, tmp_path):
@@ -74,9 +85,9 @@ def test_threshold_sweep_equals_separate_runs(run, tmp_path):
     sweep = run("voc", "data", "--thresholds", "0.45:0.55:0.05", "-o", "sweep.json")
     assert sweep.exit_code == 0, sweep.stderr
     assert [line.split("(")[1] for line in sweep.stdout.splitlines()] == [
-        "threshold 0.45, 3 images)",
-        "threshold 0.5, 3 images)",
-        "threshold 0.55, 3 images)",
+        "classes gt, threshold 0.45, 3 images)",
+        "classes gt, threshold 0.5, 3 images)",
+        "classes gt, threshold 0.55, 3 images)",
     ]
     data = results("sweep.json")
     assert "By threshold" in sweep.stderr
@@ -146,7 +157,7 @@ def test_unreadable_image_fails_alone_and_is_retried_on_resume(run, tmp_path):
     good = image.read_bytes()
     image.write_bytes(good[:50])
     result = run("voc", "data", "-o", "r.json")
-    assert result.exit_code == 1 and "(threshold 0.55, 2 images)" in result.stdout
+    assert result.exit_code == 1 and "(classes gt, threshold 0.55, 2 images)" in result.stdout
     assert len(errors(result.stderr)) == 1 and built.ids[1] in errors(result.stderr)[0]
     assert results("r.json")["failed"] == 1 and Path("r.json.partial").exists()
     image.write_bytes(good)
@@ -169,7 +180,7 @@ def test_unreadable_image_fails_alone_and_is_retried_on_resume(run, tmp_path):
 )
 def test_usage_errors_are_one_line(run, tmp_path, args, message):
     build("voc", tmp_path / "data")
-    result = run(*args)
+    result = run(*args, candidates=None)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.splitlines() == errors(result.stderr) and len(errors(result.stderr)) == 1
     assert message in result.stderr
@@ -185,7 +196,7 @@ def test_help_names_every_dataset():
     assert all(name in text for name in dataset_names())
 
 
-def test_two_processes_equal_one(model_args, tmp_path):
+def test_two_processes_equal_one(run, model_args, tmp_path):
     build("voc", tmp_path / "data")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     command = [
@@ -202,6 +213,8 @@ def test_two_processes_equal_one(model_args, tmp_path):
         "data",
         "--thresholds",
         "0.5,0.6",
+        "--candidates",
+        "gt",
         "-o",
         "two.json",
         *model_args,
@@ -211,7 +224,7 @@ def test_two_processes_equal_one(model_args, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in each launched process: fp32 sums depend on the thread count
     try:
-        one = runner.invoke(app, ["eval", "voc", "data", "--thresholds", "0.5,0.6", "-o", "one.json", *model_args])
+        one = run("voc", "data", "--thresholds", "0.5,0.6", "-o", "one.json")
     finally:
         torch.set_num_threads(threads)
     assert two.stdout == one.stdout and len(two.stdout.splitlines()) == 2
@@ -227,22 +240,88 @@ def test_class_lists_and_captions_from_files_and_auto(run, tmp_path):
     ids = [s.id for s in get_dataset("voc").open(tmp_path / "data").samples()]
     Path("lists.json").write_text(json.dumps({i: "person dining table tv monitor" for i in ids}))
     Path("captions.json").write_text(json.dumps({i: "a room" for i in ids}))
-    files = run("voc", "data", "--candidates", "lists.json", "--captions", "captions.json", "--json")
+    files = run("voc", "data", "--captions", "captions.json", "--json", candidates="lists.json")
     assert files.exit_code == 0, files.stderr
     data = json.loads(files.stdout)
     assert (data["class_source"], data["caption_source"]) == ("file:lists.json", "file:captions.json")
-    auto = run(
-        "voc",
-        "data",
-        "--candidates",
-        "auto",
-        "--captions",
-        "auto",
-        "--clip-model",
-        "tiny-clip",
-        "--caption-model",
-        "tiny-blip",
-        "--json",
-    )
+    auto = run("voc", "data", *TINY_CANDIDATE_MODELS, "-o", "auto.json", candidates=None)
     assert auto.exit_code == 0, auto.stderr
-    assert json.loads(auto.stdout)["class_source"] == "auto" and "Loaded BLIP" in auto.stderr
+    data = json.loads(Path("auto.json").read_text())
+    assert auto.stdout == f"voc mIoU {data['miou']:.2f} (classes auto, threshold 0.55, 3 images)\n"
+    assert (data["class_source"], data["caption_source"]) == ("auto", "auto")
+    assert auto.stderr.count("Loaded BLIP") == 1 and "oracle" not in auto.stderr
+
+
+def warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning:")]
+
+
+def test_predictions_go_on_past_bad_labels_and_masks(tmp_path):
+    """A label value no class has, an RGB mask: each fails alone, named; the summary and JSON still come."""
+    built = build("voc", tmp_path / "data")
+    first, second, third = built.ids
+    for sample_id, raw in built.raw_labels.items():
+        write_label(tmp_path / "pred" / f"{sample_id}.png", raw, palette=True)
+    label = Path("data/VOCdevkit/VOC2012/SegmentationClass") / f"{first}.png"
+    write_label(label, np.full((6, 8), 50), palette=True)
+    Image.new("RGB", (8, 5)).save(f"pred/{second}.png")
+    result = runner.invoke(app, ["eval", "voc", "data", "--predictions", "pred", "-o", "r.json"])
+    assert result.exit_code == 1 and result.stdout == "voc mIoU 100.00 (predictions, 1 image)\n"
+    assert [line.split(":")[1].strip() for line in errors(result.stderr)] == [str(label), f"pred/{second}.png"]
+    assert "value 50 is no voc label" in errors(result.stderr)[0] and "RGB image" in errors(result.stderr)[1]
+    assert "1 failed" not in result.stderr and "2 failed (not scored)" in result.stderr
+    data = results("r.json")
+    assert (data["images"], data["failed"], data["miou"]) == (1, 2, 100.0)
+
+
+def test_predictions_need_no_images_but_a_model_run_does(run, tmp_path):
+    built = build("voc", tmp_path / "data")
+    for sample_id, raw in built.raw_labels.items():
+        write_label(tmp_path / "pred" / f"{sample_id}.png", raw, palette=True)
+    (tmp_path / "data/VOCdevkit/VOC2012/JPEGImages" / f"{built.ids[1]}.jpg").unlink()
+    scored = runner.invoke(app, ["eval", "voc", "data", "--predictions", "pred"])
+    assert scored.exit_code == 0 and scored.stdout == "voc mIoU 100.00 (predictions, 3 images)\n", scored.stderr
+    segmented = run("voc", "data")
+    assert segmented.exit_code == 2 and errors(segmented.stderr)[0].startswith("error: voc: 1 of 3 images")
+
+
+def test_sizes_that_differ_are_warned_and_resized(run, tmp_path):
+    """A label sized unlike its image (model runs), masks sized unlike their labels (--predictions)."""
+    built = build("voc", tmp_path / "data")
+    image = Path("data/VOCdevkit/VOC2012/JPEGImages") / f"{built.ids[1]}.jpg"
+    write_image(image, (10, 14))  # its label is 5 high, 7 wide
+    result = run("voc", "data", "--save-masks", "masks")
+    assert result.exit_code == 0 and "(classes gt, threshold 0.55, 3 images)" in result.stdout
+    label = Path("data/VOCdevkit/VOC2012/SegmentationClass") / f"{built.ids[1]}.png"
+    assert warnings(result.stderr) == [
+        f"warning: {built.ids[1]}: label {label} is 7x5 but image {image} is 14x10; "
+        "the prediction is resized to the label (nearest)"
+    ]
+    assert Image.open(f"masks/{built.ids[1]}.png").size == (7, 5)
+    write_label(Path("masks") / f"{built.ids[2]}.png", np.zeros((2, 3)))
+    scored = runner.invoke(app, ["eval", "voc", "data", "--predictions", "masks"])
+    assert scored.exit_code == 0 and "(predictions, 3 images)" in scored.stdout
+    assert warnings(scored.stderr) == [
+        f"warning: masks: 1 of 3 masks differ in size from their labels (e.g. {built.ids[2]}.png is 3x2, "
+        "its label 4x9); resized to the labels with nearest"
+    ]
+
+
+def test_class_list_sources_are_named_and_kept_apart(run, tmp_path):
+    """all: every class for every image; gt is called an oracle; a resume never mixes two sources."""
+    build("voc", tmp_path / "data")
+    every = run("voc", "data", "-o", "all.json", candidates="all")
+    assert every.exit_code == 0, every.stderr
+    assert every.stdout.endswith("(classes all, threshold 0.55, 3 images)\n")
+    assert (results("all.json")["class_source"], results("all.json")["caption_source"]) == ("all", "none")
+    oracle = run("voc", "data", "--limit", "1", "-o", "gt.json")
+    assert "(classes gt, threshold 0.55, 1 image)" in oracle.stdout and "(an oracle)" in oracle.stderr
+    assert json.loads(Path("gt.json.partial").read_text())["fingerprint"]["class_source"] == "gt"
+    mixed = run("voc", "data", "-o", "gt.json", "--resume", candidates="all")
+    assert mixed.exit_code == 2 and mixed.stdout == ""
+    assert errors(mixed.stderr) == [
+        "error: cannot resume from gt.json.partial: it was made with a different class_source; "
+        "run without --resume to start over"
+    ]
+    [option] = [p for p in typer.main.get_command(app).commands["eval"].params if p.name == "class_lists"]
+    assert "result; default), all (every class of the dataset), gt (" in option.help and "an oracle" in option.help

@@ -114,6 +114,10 @@ def test_sources(voc, tmp_path):
     gt = prompt_source("gt", "none", voc)
     assert (gt.classes_name, gt.captions_name) == ("gt", "none")
     assert gt(items) == ([voc.classes_present(i.label) for i in items], [None] * len(items))
+    every = prompt_source("all", None, voc)
+    assert (every.classes_name, every.captions_name, every.generates_classes) == ("all", "none", False)
+    assert every(items) == ([list(voc.prompt_names)] * len(items), [None] * len(items))
+    assert len(voc.prompt_names) == 20 and "background" not in voc.prompt_names
     ids = [s.id for s in voc.samples()]
     (tmp_path / "lists.json").write_text(json.dumps({i: "dining table tvmonitor person" for i in ids}))
     (tmp_path / "captions.json").write_text(json.dumps({i: f"caption of {i}" for i in ids}))
@@ -128,6 +132,26 @@ def test_sources(voc, tmp_path):
     with pytest.raises(UsageError, match="'unicorn' is not a class of voc"):
         prompt_source(str(tmp_path / "lists.json"), "none", voc)
     assert prompt_source("auto", "auto", voc).generates_classes
+    default = prompt_source("auto", None, voc)
+    assert (default.captions_name, default.source.real_captions) == ("auto", True)
+    assert prompt_source("auto", "none", voc).captions_name == "none"
+    assert prompt_source("gt", None, voc).captions_name == "none"
+
+
+def test_a_label_sized_unlike_its_image_is_reported_and_scored(segmenter, voc):
+    """The prediction is resized to the label, as the protocol says; a warning names the image and both sizes."""
+    from tests.dataset_builders import write_image
+
+    first, second = voc.samples()[:2]
+    write_image(second.image_path, (10, 14))  # the label stays 5x7 (height x width)
+    seen = []
+    result = evaluate(voc, segmenter, prompt_source("gt", "none", voc), on_progress=seen.append)
+    assert result.images == 3 and result.failed == 0
+    assert result.warnings == [
+        f"{second.id}: label {second.label_path} is 7x5 but image {second.image_path} is 14x10; "
+        "the prediction is resized to the label (nearest)"
+    ]
+    assert [w for p in seen for w in p.warnings] == result.warnings and first.id not in result.warnings[0]
 
 
 def test_launcher_variables_give_each_process_a_strided_shard():

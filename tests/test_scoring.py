@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 from tests.dataset_builders import build, write_label
 
 from faseg_cli.datasets import get_dataset
@@ -19,8 +20,9 @@ def test_perfect_predictions_score_one(tmp_path, name):
         prediction = raw.copy()
         prediction[raw == 255] = 1  # whatever is predicted on ignored pixels does not count
         write_label(tmp_path / "pred" / f"{sample_id}.png", prediction, palette=name.startswith("voc"))
-    matrix, missing = score_predictions(dataset, tmp_path / "pred")
-    assert missing == []
+    scores = score_predictions(dataset, tmp_path / "pred")
+    matrix = scores.matrix
+    assert scores.missing == scores.errors == scores.resized == []
     assert matrix.miou() == 1.0 and matrix.pixel_accuracy() == 1.0
     assert matrix.pixels == sum(int((dataset.load_label(s) != 255).sum()) for s in dataset.samples())
 
@@ -40,7 +42,7 @@ def test_hand_computed_imperfect_scores(tmp_path):
     for sample_id, pred in zip(ids, preds):
         write_label(tmp_path / "pred" / f"{sample_id}.png", pred)
     voc = get_dataset("voc").open(tmp_path / "data")
-    matrix, missing = score_predictions(voc, tmp_path / "pred")
+    matrix = score_predictions(voc, tmp_path / "pred").matrix
     # background: TP 1, gt 3, pred 2 -> 1/4; dog (12): TP 1, gt 2, pred 2 -> 1/3;
     # person (15): TP 3, gt 3, pred 4 -> 3/4; the other 18 classes are absent (NaN)
     iou = matrix.iou()
@@ -50,7 +52,7 @@ def test_hand_computed_imperfect_scores(tmp_path):
     assert matrix.pixel_accuracy() == pytest.approx(5 / 8)
     # voc20 ignores background pixels and counts background predictions as wrong:
     # dog TP 1, gt 2, pred 1 -> 1/2; person TP 3, gt 3, pred 3 -> 1
-    voc20, _ = score_predictions(get_dataset("voc20").open(tmp_path / "data"), tmp_path / "pred")
+    voc20 = score_predictions(get_dataset("voc20").open(tmp_path / "data"), tmp_path / "pred").matrix
     assert voc20.miou() == pytest.approx((1 / 2 + 1) / 2)
 
 
@@ -58,8 +60,9 @@ def test_predictions_of_another_size_are_resized(tmp_path):
     ids = _write_voc(tmp_path, [np.array([[1, 1, 2, 2], [1, 1, 2, 2]])] * 3)
     for sample_id in ids:
         write_label(tmp_path / "pred" / f"{sample_id}.png", np.array([[1, 2]]))
-    matrix, _ = score_predictions(get_dataset("voc").open(tmp_path / "data"), tmp_path / "pred")
-    assert matrix.miou() == 1.0
+    scores = score_predictions(get_dataset("voc").open(tmp_path / "data"), tmp_path / "pred")
+    assert scores.matrix.miou() == 1.0
+    assert scores.resized == [f"{i}.png is 2x1, its label 4x2" for i in ids] and scores.errors == []
 
 
 def test_missing_predictions_are_reported_and_limit_applies(tmp_path):
@@ -67,11 +70,34 @@ def test_missing_predictions_are_reported_and_limit_applies(tmp_path):
     dataset = get_dataset("ade").open(tmp_path / "data")
     first, second, third = built.ids
     write_label(tmp_path / "pred" / f"{second}.png", built.raw_labels[second])
-    matrix, missing = score_predictions(dataset, tmp_path / "pred")
-    assert missing == [first, third]
-    assert matrix.miou() == 1.0
-    matrix, missing = score_predictions(dataset, tmp_path / "pred", limit=1)
-    assert missing == [first] and matrix.pixels == 0
+    scores = score_predictions(dataset, tmp_path / "pred")
+    assert scores.missing == [first, third] and scores.errors == []
+    assert scores.matrix.miou() == 1.0
+    scores = score_predictions(dataset, tmp_path / "pred", limit=1)
+    assert scores.missing == [first] and scores.matrix.pixels == 0
+
+
+def test_unreadable_masks_and_labels_fail_alone(tmp_path):
+    """A bad label value, an RGB mask or a broken PNG leaves that sample out; the others are scored."""
+    built = build("voc", tmp_path / "data")
+    first, second, third = built.ids
+    for sample_id, raw in built.raw_labels.items():
+        write_label(tmp_path / "pred" / f"{sample_id}.png", raw, palette=True)
+    label = tmp_path / "data/VOCdevkit/VOC2012/SegmentationClass" / f"{first}.png"
+    write_label(label, np.full((6, 8), 50), palette=True)
+    Image.new("RGB", (7, 5)).save(tmp_path / "pred" / f"{second}.png")
+    voc = get_dataset("voc").open(tmp_path / "data")
+    scores = score_predictions(voc, tmp_path / "pred")
+    assert scores.missing == [] and len(scores.errors) == 2
+    assert scores.errors[0].startswith(f"{label}: value 50 is no voc label")
+    assert (
+        scores.errors[1] == f"{tmp_path / 'pred'}/{second}.png: RGB image; a label must be a palette or grayscale PNG"
+    )
+    assert scores.matrix.miou() == 1.0 and scores.matrix.pixels == int((built.raw_labels[third] != 255).sum())
+    (tmp_path / "pred" / f"{third}.png").write_bytes(b"\x89PNG broken")
+    assert (
+        score_predictions(voc, tmp_path / "pred").errors[2].startswith(f"{tmp_path / 'pred'}/{third}.png: cannot read")
+    )
 
 
 def test_prediction_folder_must_exist(tmp_path):

@@ -88,9 +88,14 @@ class DatasetSpec:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def open(self, root: str | Path) -> Dataset:
-        """Find the split under ``root``; raises UsageError naming what is missing."""
-        folder, samples = _find_split(self, Path(root).expanduser())
+    def open(self, root: str | Path, images: bool = True) -> Dataset:
+        """Find the split under ``root``; raises UsageError naming what is missing.
+
+        ``images=False`` is for scoring saved masks, which never reads the images: the
+        split's image files are then not required where a split list names the samples
+        (elsewhere the image files are the split's listing).
+        """
+        folder, samples = _find_split(self, Path(root).expanduser(), images)
         return Dataset(self, folder, samples)
 
 
@@ -247,12 +252,16 @@ def _listing(folder: Path) -> str:
     return f"{folder} holds {shown or 'nothing'}"
 
 
-def _find_split(spec: DatasetSpec, root: Path) -> tuple[Path, list[Sample]]:
+def _find_split(spec: DatasetSpec, root: Path, images: bool) -> tuple[Path, list[Sample]]:
     layout = spec.layout
     if not root.is_dir():
         raise UsageError(f"{spec.name}: dataset root {root} is not a folder")
     candidates = [root / folder for folder in layout.folders]
-    folder = next((c for c in candidates if (c / layout.images).is_dir()), None)
+    listed = layout.split_file is not None and not images
+    folder = next(
+        (c for c in candidates if (c / layout.images).is_dir() or (listed and (c / layout.split_file).is_file())),
+        None,
+    )
     if folder is None:
         nearest = next((c for c in candidates if c != root and c.is_dir()), root)
         raise UsageError(
@@ -266,7 +275,7 @@ def _find_split(spec: DatasetSpec, root: Path) -> tuple[Path, list[Sample]]:
     for sub, sample_id in entries:
         image = folder / layout.images / sub / f"{sample_id}{layout.image_suffix}"
         label = folder / label_folder / sub / f"{sample_id}{label_suffix}"
-        if layout.split_file and not image.is_file():
+        if layout.split_file and images and not image.is_file():
             missing_images.append(image)
         if not label.is_file():
             missing_labels.append(label)

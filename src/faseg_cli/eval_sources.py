@@ -1,11 +1,14 @@
 """Where an evaluation takes each image's class list and caption from.
 
-``--candidates`` is ``gt`` (the classes present in the image's ground truth), ``auto``
-(the candidate engine over the dataset's vocabulary) or a file of per-image class
-lists; ``--captions`` is ``none`` ("a photo of <classes>"), ``auto`` (BLIP) or a file.
-Both become one ``PromptSource`` on the same ``ClassSource`` that ``faseg segment``
-uses, so BLIP runs once per image even when it gives both captions and caption matches.
-Files are keyed by sample id.
+``--candidates`` is ``auto`` (the candidate engine over the dataset's vocabulary: the
+method's own result, the default), ``all`` (every class of the dataset for every
+image, as CLIP-based training-free methods are scored), ``gt`` (the classes present
+in the image's ground truth: an oracle that sees the labels) or a file of per-image
+class lists; ``--captions`` is ``auto`` (BLIP; the default with ``--candidates auto``,
+as in the paper's main table), ``none`` ("a photo of <classes>"; the default
+otherwise) or a file. Both become one ``PromptSource`` on the same ``ClassSource``
+that ``faseg segment`` uses, so BLIP runs once per image even when it gives both
+captions and caption matches. Files are keyed by sample id.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from PIL import Image
 
 from faseg_cli.class_sources import AUTO, ClassSource
 from faseg_cli.datasets import Dataset, Sample
+
+GROUND_TRUTH = "gt"
+ALL = "all"
+CLASS_SOURCES = (AUTO, ALL, GROUND_TRUTH)
+"""The named ``--candidates`` values; anything else is a file."""
 
 
 @dataclass(frozen=True)
@@ -52,24 +60,29 @@ class PromptSource:
         return self.classes_name == AUTO
 
 
-def prompt_source(candidates: str, captions: str, dataset: Dataset) -> PromptSource:
-    """The source for the ``--candidates`` and ``--captions`` values; files are read now (usage errors early)."""
+def prompt_source(candidates: str, captions: str | None, dataset: Dataset) -> PromptSource:
+    """The source for the ``--candidates`` and ``--captions`` values; files are read now (usage errors early).
+
+    ``captions=None`` is the default: ``auto`` with ``candidates="auto"``, else ``none``.
+    """
     from faseg_cli.per_image_files import read_captions, read_class_lists
     from faseg_cli.vocabularies import load_vocabulary
 
-    from_file = candidates not in ("gt", AUTO)
+    if captions is None:
+        captions = AUTO if candidates == AUTO else "none"
+    from_file = candidates not in CLASS_SOURCES
     source = ClassSource(
+        classes=list(dataset.prompt_names) if candidates == ALL else None,
         class_lists=read_class_lists(candidates, load_vocabulary(dataset.spec.vocabulary)) if from_file else None,
         captions=read_captions(captions) if captions not in ("none", AUTO) else None,
         caption=AUTO if captions == AUTO else None,
     )
     _check_files(source, dataset)
-    name = {"gt": "gt", AUTO: AUTO}
     return PromptSource(
-        name.get(candidates, f"file:{candidates}"),
+        f"file:{candidates}" if from_file else candidates,
         {"none": "none", AUTO: AUTO}.get(captions, f"file:{captions}"),
         source,
-        dataset if candidates == "gt" else None,
+        dataset if candidates == GROUND_TRUTH else None,
     )
 
 

@@ -3,10 +3,11 @@
 Each image is segmented once; its class scores are thresholded at every requested
 background threshold exactly as the engine thresholds them, each threshold with its
 own confusion matrix, so a threshold sweep costs one forward pass per image.
-Predictions are resized to the ground truth's size with nearest. The runner never
-prints: it reports through a callback and returns an ``Evaluation``, whose
-``to_dict`` is the results JSON. Images or labels that cannot be read are counted
-as failed and left out of the scores.
+Predictions are resized to the ground truth's size with nearest; a label whose size
+differs from its image's is reported as a warning. The runner never prints: it
+reports through a callback and returns an ``Evaluation``, whose ``to_dict`` is the
+results JSON. Images, labels or saved masks that cannot be read are counted as
+failed, reported one by one and left out of the scores; the run goes on.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Progress:
     """Running mIoU (percent) at the best threshold so far; NaN before any pixel."""
     errors: tuple[str, ...] = ()
     """One message per sample that failed in the last batch."""
+    warnings: tuple[str, ...] = ()
+    """One message per sample of the last batch whose label and image differ in size."""
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Evaluation:
     processes: int = 1
     errors: list[str] = field(default_factory=list)
     """This process's failure messages."""
+    warnings: list[str] = field(default_factory=list)
+    """This process's warnings (sizes that differ; scored after resizing)."""
 
     @property
     def best(self) -> int:
@@ -168,15 +173,17 @@ def evaluate(
     finished = set(state.finished)
     todo = [s for s in samples if s.id not in finished]
     errors: list[str] = []
+    warnings: list[str] = []
 
-    def report(batch_errors: list[str]) -> None:
+    def report(batch_errors: list[str], batch_warnings: list[str]) -> None:
         if on_progress:
             best = max((m.miou() for m in state.matrices if m.pixels), default=math.nan)
-            on_progress(Progress(len(state.finished), len(errors), len(samples), 100 * best, tuple(batch_errors)))
+            done, failed = len(state.finished), len(errors)
+            on_progress(Progress(done, failed, len(samples), 100 * best, tuple(batch_errors), tuple(batch_warnings)))
 
-    report([])
+    report([], [])
     for start in range(0, len(todo), batch_size):
-        items, batch_errors = _load(dataset, todo[start : start + batch_size])
+        items, batch_errors, batch_warnings = _load(dataset, todo[start : start + batch_size])
         if items:
             began = time.perf_counter()
             results = segmenter.segment_batch([item.image for item in items], *prompts(items))
@@ -187,12 +194,22 @@ def evaluate(
             if state_file:
                 state.save(state_file)
         errors += batch_errors
-        report(batch_errors)
+        warnings += batch_warnings
+        report(batch_errors, batch_warnings)
     matrices, images, failed, seconds = _sum_over_processes(workers, state, len(errors))
     if state_file and not failed and (limit is None or limit >= len(dataset)):
         state_file.unlink(missing_ok=True)
     return Evaluation(
-        info, dataset.class_names, thresholds, matrices, images, failed, seconds, workers.world_size, errors
+        info,
+        dataset.class_names,
+        thresholds,
+        matrices,
+        images,
+        failed,
+        seconds,
+        workers.world_size,
+        errors=errors,
+        warnings=warnings,
     )
 
 
@@ -233,15 +250,35 @@ def _sum_over_processes(workers: Workers, state: EvalState, failed: int):
 def evaluate_saved_masks(dataset: Dataset, pred_dir: Path, limit: int | None = None) -> Evaluation:
     """Score ``<pred_dir>/<sample id>.png`` masks (dataset label convention) without a model.
 
-    Samples without a mask count as failed and are left out of the scores.
+    Samples without a mask, or whose mask or label cannot be read, count as failed
+    and are left out of the scores: one error for the missing masks, one per
+    unreadable file. Masks of another size than their label are resized to it, with
+    one warning.
     """
-    matrix, missing = score_predictions(dataset, pred_dir, limit)
+    scores = score_predictions(dataset, pred_dir, limit)
     total = len(dataset.samples()[:limit])
     info = {**_dataset_info(dataset, limit), "predictions": str(Path(pred_dir).expanduser().resolve())}
-    errors = []
+    missing, resized = scores.missing, scores.resized
+    errors, warnings = [], []
     if missing:
         errors.append(f"{pred_dir}: no mask for {len(missing)} of {total} samples (e.g. {missing[0]}.png); not scored")
-    return Evaluation(info, dataset.class_names, (None,), [matrix], total - len(missing), len(missing), 0.0, 1, errors)
+    if resized:
+        warnings.append(
+            f"{pred_dir}: {len(resized)} of {total} masks differ in size from their labels "
+            f"(e.g. {resized[0]}); resized to the labels with nearest"
+        )
+    failed = len(missing) + len(scores.errors)
+    return Evaluation(
+        info,
+        dataset.class_names,
+        (None,),
+        [scores.matrix],
+        total - failed,
+        failed,
+        0.0,
+        errors=errors + scores.errors,
+        warnings=warnings,
+    )
 
 
 def _dataset_info(dataset: Dataset, limit: int | None) -> dict[str, Any]:
@@ -254,14 +291,23 @@ def _dataset_info(dataset: Dataset, limit: int | None) -> dict[str, Any]:
     }
 
 
-def _load(dataset: Dataset, samples: list[Sample]) -> tuple[list[Item], list[str]]:
-    items, errors = [], []
+def _load(dataset: Dataset, samples: list[Sample]) -> tuple[list[Item], list[str], list[str]]:
+    """The readable samples, one error per unreadable one, one warning per label sized unlike its image."""
+    items, errors, warnings = [], [], []
     for sample in samples:
         try:
-            items.append(Item(sample, load_image(sample.image_path), dataset.load_label(sample)))
+            item = Item(sample, load_image(sample.image_path), dataset.load_label(sample))
         except InputError as exc:
             errors.append(str(exc))
-    return items, errors
+            continue
+        (height, width), image = item.label.shape, item.image
+        if (width, height) != image.size:
+            warnings.append(
+                f"{sample.id}: label {sample.label_path} is {width}x{height} but image {sample.image_path} is "
+                f"{image.width}x{image.height}; the prediction is resized to the label (nearest)"
+            )
+        items.append(item)
+    return items, errors, warnings
 
 
 def _score(dataset, item: Item, result, thresholds, matrices, masks_dir: Path | None) -> None:

@@ -87,6 +87,11 @@ def error(message: str) -> None:
     stderr().print(f"[bold red]error:[/] {_escape(message)}")
 
 
+def warning(message: str) -> None:
+    """Something done as documented but likely not what the user meant (the run goes on)."""
+    stderr().print(f"[yellow]warning:[/] {_escape(message)}")
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar, stderr
+from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar, stderr, warning
 from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import UsageError
 
@@ -24,10 +24,15 @@ def evaluate(
     class_lists: Optional[str] = typer.Option(
         None,
         "--candidates",
-        help="Class list per image: gt (classes in the ground truth; default), auto (BLIP + TagCLIP) or a file.",
+        help="Class list per image: auto (BLIP + TagCLIP candidates among the dataset's classes: the method's own "
+        "result; default), all (every class of the dataset), gt (the classes in each ground-truth label: an oracle "
+        "that sees the answer) or a file.",
     ),
     captions: Optional[str] = typer.Option(
-        None, "--captions", help="Caption per image: none ('a photo of <classes>'; default), auto (BLIP) or a file."
+        None,
+        "--captions",
+        help="Caption per image: auto (BLIP; default with --candidates auto), none ('a photo of <classes>'; "
+        "default otherwise) or a file.",
     ),
     thresholds: Optional[str] = typer.Option(
         None, "--thresholds", help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55."
@@ -49,10 +54,12 @@ def evaluate(
     """Evaluate on a dataset split: per-class IoU, mIoU and pixel accuracy (paper protocol).
 
     One confusion matrix over the split; 255 ignored; predictions resized to the
-    labels' size with nearest. The default threshold is the dataset's. Runs unchanged
-    under torchrun or accelerate launch (each process takes a shard). stdout: one
-    summary line per threshold, or the results JSON with --json; the per-class table
-    goes to stderr. Exit code 0: done; 1: some images failed (not scored); 2: usage error.
+    labels' size with nearest. Each image's classes are found by BLIP + TagCLIP and it
+    is captioned by BLIP, as in the paper's main table; --candidates gt is the oracle.
+    The default threshold is the dataset's. Runs unchanged under torchrun or accelerate
+    launch (each process takes a shard). stdout: one summary line per threshold, or
+    the results JSON with --json; the per-class table goes to stderr. Exit code 0:
+    done; 1: some images failed (not scored); 2: usage error.
     """
     from faseg_cli.datasets import get_dataset
     from faseg_cli.distributed import Workers
@@ -60,7 +67,7 @@ def evaluate(
     workers = Workers.from_env()
     if not workers.primary:
         configure_logging(quiet=True)
-    data = get_dataset(dataset).open(root)
+    data = get_dataset(dataset).open(root, images=predictions is None)
     if predictions is not None:
         given = {
             "--thresholds": thresholds,
@@ -77,6 +84,8 @@ def evaluate(
 
         result = evaluate_saved_masks(data, predictions, limit)
         if workers.primary:
+            for message in result.warnings:
+                warning(message)
             for message in result.errors:
                 error(message)
     else:
@@ -113,7 +122,8 @@ def _run_model(
     resume,
     batch_size,
 ):
-    from faseg_cli.eval_sources import prompt_source
+    from faseg_cli.class_sources import AUTO
+    from faseg_cli.eval_sources import GROUND_TRUTH, prompt_source
     from faseg_cli.eval_state import state_path
     from faseg_cli.evaluation import evaluate, parse_thresholds
     from faseg_cli.outputs import check_writable
@@ -126,7 +136,9 @@ def _run_model(
     sweep = parse_thresholds(thresholds) if thresholds is not None else (settings.threshold,)
     if candidate_models.vocab:
         raise UsageError("--vocab does not apply to eval: the dataset's classes are the vocabulary")
-    prompts = prompt_source(class_lists or "gt", captions or "none", data)
+    prompts = prompt_source(class_lists or AUTO, captions, data)
+    if prompts.classes_name == GROUND_TRUTH and workers.primary:
+        note("--candidates gt: each image is segmented into the classes of its ground truth (an oracle)")
     for folder in [output.parent if output else None, save_masks]:
         if folder is not None:
             check_writable(folder)
@@ -161,6 +173,8 @@ def _progress(show: bool):
         task = bar.add_task("Evaluating", total=None, miou="-")
 
         def update(event) -> None:
+            for message in event.warnings:
+                warning(message)
             for message in event.errors:
                 error(message)
             bar.update(task, total=event.total, completed=event.done + event.failed, miou=_percent(event.miou))
@@ -185,7 +199,10 @@ def _report(result, output: Optional[Path], json_output: bool) -> None:
         typer.echo(json.dumps(data, allow_nan=False))
         return
     for entry in data["per_threshold"]:
-        how = "predictions" if entry["threshold"] is None else f"threshold {entry['threshold']:g}"
+        if entry["threshold"] is None:
+            how = "predictions"
+        else:
+            how = f"classes {data['class_source']}, threshold {entry['threshold']:g}"
         typer.echo(f"{data['dataset']} mIoU {_percent(entry['miou'])} ({how}, {images})")
 
 
