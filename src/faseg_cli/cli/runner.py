@@ -1,7 +1,7 @@
 """Process inputs batch by batch with progress on stderr; one bad input never stops the rest."""
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
@@ -96,20 +96,24 @@ def run_image_command(
     emit: Callable,
     verb: str,
     load: Callable | None = None,
+    made_with: Callable | None = None,
 ) -> int:
     """The flow every per-image command shares; returns the command's exit code.
 
     Expands ``batch.inputs`` (a ``BatchOptions``), plans the output files of each
-    (``kinds``), skips finished ones with ``--skip-existing``, then, only if work
-    remains, calls ``prepare()`` (which loads the models and returns the batch
-    ``compute`` function) and processes the batches: ``load(path)`` per image (default:
-    the image itself), ``compute(loaded items)``, ``emit((item, plan), loaded, result, seconds)``.
+    (``kinds``) with the request they are made with (``made_with(item)``, see
+    ``provenance``), skips with ``--skip-existing`` those whose outputs all exist with
+    that request, then, only if work remains, calls ``prepare()`` (which loads the
+    models and returns the batch ``compute`` function) and processes the batches:
+    ``load(path)`` per image (default: the image itself), ``compute(loaded items)``,
+    ``emit((item, plan), loaded, result, seconds)``.
     """
     import sys
 
     from faseg_cli.images import load_image
     from faseg_cli.inputs import collect_inputs
     from faseg_cli.outputs import ensure_writable, plan_outputs
+    from faseg_cli.provenance import ResumeCheck
 
     found = collect_inputs(batch.inputs, batch.recursive, sys.stdin)
     for message in found.notes:
@@ -118,8 +122,17 @@ def run_image_command(
         error(message)
     tally = Tally(failed=len(found.errors))
     plans = plan_outputs(found.items, batch.output_dir or Path(), kinds)
-    todo = [(item, plan) for item, plan in zip(found.items, plans) if not (batch.skip_existing and plan.done())]
+    if made_with is not None:
+        plans = [replace(plan, request=made_with(item)) for item, plan in zip(found.items, plans)]
+    check = ResumeCheck()
+    todo = [
+        (item, plan)
+        for item, plan in zip(found.items, plans)
+        if not (batch.skip_existing and check.keep({path: plan.request for path in plan.files.values()}))
+    ]
     tally.skipped = len(found.items) - len(todo)
+    if message := check.message("outputs"):
+        note(message)
     if not found.items and not found.errors:
         raise UsageError("no images to process")
     if todo:
