@@ -142,7 +142,8 @@ def test_resume_check_needs_every_output_with_the_request(tmp_path):
     assert not check.keep({tmp_path / "a.png": None})
     newer = request(FasegSettings(tau=3), "diffusion", classes=["dog"], caption=None)
     assert not check.keep({tmp_path / "a.png": newer})
-    assert check.message("masks") == "1 image has masks made with other settings (different model, tau); recomputing them"
+    message = check.message("masks")
+    assert message == "1 image has masks made with other settings (different model, tau); recomputing them"
     assert check.missing == 1
 
 
