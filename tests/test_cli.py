@@ -155,7 +155,7 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(run, tmp_path, monkeypatch)
 
     imagefiles.rgb(tmp_path / "a.png")
 
-    def interrupted(path, labels):
+    def interrupted(path, labels, record=None):
         outputs.atomic_write(
             path, lambda tmp: (tmp.write_bytes(b"partial"), (_ for _ in ()).throw(KeyboardInterrupt()))
         )

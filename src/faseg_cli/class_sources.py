@@ -9,7 +9,7 @@ missing from a file fails alone; generation happens per batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 
@@ -39,6 +39,8 @@ class ClassSource:
     """A ``CandidateGenerator``, when classes are generated."""
     captioner: object = None
     """A ``Captioner``, when ``caption`` is ``"auto"``."""
+    generated_with: dict = field(default_factory=dict)
+    """What generates the ``classes`` and the ``caption`` (vocabulary, models), for output records."""
 
     def job(self, path, image: Image.Image) -> Job:
         """The image's class list and caption as far as they are known.
@@ -46,6 +48,10 @@ class ClassSource:
         ``InputError`` (this image fails, the others go on) when the image is missing from
         a file or its list there is invalid (empty or duplicate names).
         """
+        classes, caption = self._given(path)
+        return Job(image, classes, caption)
+
+    def _given(self, path) -> tuple[list[str] | None, str | None]:
         classes = self.classes
         if self.class_lists is not None:
             try:
@@ -53,17 +59,42 @@ class ClassSource:
             except UsageError as exc:
                 raise InputError(f"{path}: {self.class_lists.source}: {exc}") from None
         caption = self.captions.get(path) if self.captions is not None else self.caption
-        return Job(image, None if classes is None else list(classes), None if caption == AUTO else caption)
+        return None if classes is None else list(classes), None if caption == AUTO else caption
+
+    def request(self, path) -> dict:
+        """The image's ``classes`` and ``caption`` for its output record, known before any model runs:
+        given values as they are, generated ones as what generates them (``generated_with``).
+        ``InputError`` as ``job``."""
+        classes, caption = self._given(path)
+        return {
+            "classes": self.generated_with.get("classes") if classes is None else classes,
+            "caption": self.generated_with.get("caption") if self.auto_captions else caption,
+        }
+
+    def sources(self) -> dict:
+        """Where class lists and captions come from: given, file:PATH, auto; none (the class prompt)."""
+        classes = "given" if self.classes is not None else AUTO
+        if self.class_lists is not None:
+            classes = f"file:{self.class_lists.source}"
+        captions = {None: "none", AUTO: AUTO}.get(self.caption, "given")
+        if self.captions is not None:
+            captions = f"file:{self.captions.source}"
+        return {"class_source": classes, "caption_source": captions}
 
     @property
     def real_captions(self) -> bool:
         """True when captions describe the images (from BLIP or a file), not the class prompt."""
         return self.captions is not None or self.caption == AUTO
 
+    @property
+    def auto_captions(self) -> bool:
+        """True when BLIP writes the captions."""
+        return self.caption == AUTO and self.captions is None
+
     def complete(self, jobs: list[Job]) -> tuple[list[list[str]], list[str | None]]:
         """Class lists and captions for a batch, generating what is missing."""
         captions = [job.caption for job in jobs]
-        if self.caption == AUTO and self.captions is None:
+        if self.auto_captions:
             captions = self.captioner.caption([job.image for job in jobs])
         classes = [job.classes for job in jobs]
         todo = [i for i, c in enumerate(classes) if c is None]

@@ -55,6 +55,11 @@ class PromptSource:
                 job.classes = self.ground_truth.classes_present(item.label)
         return self.source.complete(jobs)
 
+    def request(self, key: str) -> dict:
+        """The classes and caption of sample ``key`` for its saved masks' records (see ``ClassSource.request``)."""
+        made = self.source.request(key)
+        return {**made, "classes": "gt"} if self.ground_truth is not None else made
+
     @property
     def generates_classes(self) -> bool:
         return self.classes_name == AUTO

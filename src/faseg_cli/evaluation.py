@@ -32,7 +32,8 @@ from faseg_cli.eval_sources import Item, PromptSource
 from faseg_cli.eval_state import EvalState
 from faseg_cli.images import load_image, resize_labels
 from faseg_cli.metrics import ConfusionMatrix
-from faseg_cli.outputs import atomic_write, mask_image
+from faseg_cli.outputs import mask_image, write_png
+from faseg_cli.provenance import ResumeCheck, record, request
 from faseg_cli.refine import labels_from_scores
 from faseg_cli.scoring import score_predictions
 
@@ -55,6 +56,8 @@ class Progress:
     """One message per sample that failed in the last batch."""
     warnings: tuple[str, ...] = ()
     """One message per sample of the last batch whose label and image differ in size."""
+    notes: tuple[str, ...] = ()
+    """Other things to tell the user (at the start: saved masks that are recomputed)."""
 
 
 @dataclass
@@ -152,7 +155,9 @@ def evaluate(
     different run) and only does the samples not yet scored. The state is removed
     once nothing is left to do: no sample beyond ``limit``, none failed. With
     ``masks_dir`` each prediction is saved as ``<id>.png`` in the dataset's label
-    convention (``<threshold>/<id>.png`` for several thresholds). Under several
+    convention (``<threshold>/<id>.png`` for several thresholds), recording what made
+    it (``provenance``); when resuming, the masks of samples already scored are made
+    again (and not scored twice) if missing or made differently. Under several
     processes (``workers``, called inside ``workers.connected(device)``) the counts
     are summed, so every process returns the whole split's ``Evaluation``.
     """
@@ -165,32 +170,44 @@ def evaluate(
         "class_source": prompts.classes_name,
         "caption_source": prompts.captions_name,
         "model": _model_info(segmenter, model_name),
+        "generated_with": prompts.source.generated_with,
         "settings": {k: v for k, v in asdict(segmenter.settings).items() if k != "threshold"},
         "thresholds": list(thresholds),
     }
     samples = workers.shard(dataset.samples()[:limit])
     state = _start_state(info, workers, samples, len(thresholds), dataset.num_classes, state_file, resume)
+    masks = _MaskRecords(dataset, segmenter, prompts, thresholds, model_name, masks_dir) if masks_dir else None
     finished = set(state.finished)
-    todo = [s for s in samples if s.id not in finished]
+    check = ResumeCheck()
+    remask = {s.id for s in samples if s.id in finished and masks is not None and not check.keep(masks.requests(s))}
+    todo = [s for s in samples if s.id not in finished or s.id in remask]
     errors: list[str] = []
     warnings: list[str] = []
 
-    def report(batch_errors: list[str], batch_warnings: list[str]) -> None:
+    def report(batch_errors: list[str], batch_warnings: list[str], notes: tuple[str, ...] = ()) -> None:
         if on_progress:
             best = max((m.miou() for m in state.matrices if m.pixels), default=math.nan)
             done, failed = len(state.finished), len(errors)
-            on_progress(Progress(done, failed, len(samples), 100 * best, tuple(batch_errors), tuple(batch_warnings)))
+            progress = Progress(done, failed, len(samples), 100 * best, tuple(batch_errors), tuple(batch_warnings), notes)
+            on_progress(progress)
 
-    report([], [])
+    message = check.message(f"saved masks in {masks_dir}", count_missing=True)
+    report([], [], (f"{message} (each is scored once)",) if message else ())
     for start in range(0, len(todo), batch_size):
         items, batch_errors, batch_warnings = _load(dataset, todo[start : start + batch_size])
         if items:
             began = time.perf_counter()
             results = segmenter.segment_batch([item.image for item in items], *prompts(items))
-            state.seconds += time.perf_counter() - began
-            for item, result in zip(items, results):
-                _score(dataset, item, result, thresholds, state.matrices, masks_dir)
-                state.finished.append(item.sample.id)
+            scored = [item.sample.id not in remask for item in items]
+            state.seconds += (time.perf_counter() - began) * sum(scored) / len(items)
+            for item, result, score in zip(items, results, scored):
+                predictions = _predictions(dataset, item, result, thresholds)
+                if score:
+                    for matrix, prediction in zip(state.matrices, predictions):
+                        matrix.update(prediction, item.label)
+                    state.finished.append(item.sample.id)
+                if masks is not None:
+                    masks.save(item.sample, result, predictions)
             if state_file:
                 state.save(state_file)
         errors += batch_errors
@@ -310,20 +327,48 @@ def _load(dataset: Dataset, samples: list[Sample]) -> tuple[list[Item], list[str
     return items, errors, warnings
 
 
-def _score(dataset, item: Item, result, thresholds, matrices, masks_dir: Path | None) -> None:
-    """Threshold one image's scores as the engine does and add it to each threshold's matrix."""
+def _predictions(dataset, item: Item, result, thresholds) -> list[np.ndarray]:
+    """One image's prediction (metric indices, the label's size) per threshold, thresholded as the engine does."""
     height, width = item.label.shape
-    for threshold, matrix in zip(thresholds, matrices):
+    predictions = []
+    for threshold in thresholds:
         labels = labels_from_scores(torch.from_numpy(result.scores), threshold).numpy().astype(np.uint8)
-        prediction = dataset.prediction_to_metric(resize_labels(labels, (width, height)), result.classes)
-        matrix.update(prediction, item.label)
-        if masks_dir:
-            folder = masks_dir / f"{threshold:g}" if len(thresholds) > 1 else masks_dir
-            _save_mask(folder / f"{item.sample.id}.png", dataset.metric_to_stored(prediction), dataset.spec.palette)
+        predictions.append(dataset.prediction_to_metric(resize_labels(labels, (width, height)), result.classes))
+    return predictions
 
 
-def _save_mask(path: Path, stored: np.ndarray, palette: bool) -> None:
-    atomic_write(path, lambda tmp: (mask_image(stored) if palette else Image.fromarray(stored)).save(tmp, "PNG"))
+@dataclass
+class _MaskRecords:
+    """Where each sample's saved masks go and the request each is made with (see ``provenance``)."""
+
+    dataset: Dataset
+    segmenter: Any
+    prompts: PromptSource
+    thresholds: tuple[float, ...]
+    model_name: str | None
+    folder: Path
+
+    def paths(self, sample: Sample) -> list[Path]:
+        if len(self.thresholds) == 1:
+            return [self.folder / f"{sample.id}.png"]
+        return [self.folder / f"{threshold:g}" / f"{sample.id}.png" for threshold in self.thresholds]
+
+    def requests(self, sample: Sample) -> dict[Path, dict]:
+        """The request of each of the sample's masks, by path."""
+        dataset = {"name": self.dataset.name, "split": self.dataset.spec.title}
+        prompt = self.prompts.request(sample.id)
+        model = self.model_name or str(self.segmenter.model.path)
+        settings = [self.segmenter.settings.with_(threshold=threshold) for threshold in self.thresholds]
+        return {path: request(s, model, dataset=dataset, **prompt) for path, s in zip(self.paths(sample), settings)}
+
+    def save(self, sample: Sample, result, predictions: list[np.ndarray]) -> None:
+        """Write the sample's masks in the dataset's label values, each with its record."""
+        found = {"classes": result.classes, "prompt": result.prompt}
+        sources = {"class_source": self.prompts.classes_name, "caption_source": self.prompts.captions_name}
+        for (path, made_with), prediction in zip(self.requests(sample).items(), predictions):
+            stored = self.dataset.metric_to_stored(prediction)
+            image = mask_image(stored) if self.dataset.spec.palette else Image.fromarray(stored)
+            write_png(path, image, record(made_with, **found, **sources))
 
 
 def _scores(matrix: ConfusionMatrix, class_names: tuple[str, ...]) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Where results go and how they are written: names that never collide, atomic files.
 
 Each image gets ``<name>.png`` (palette label map), optionally ``<name>.overlay.jpg``
-and ``<name>.npz``, or with ``faseg attention`` a folder ``<name>/``. ``<name>``
-mirrors the image's path below the folder argument it came from (or its stem); names
-that would still collide get ``-2``, ``-3``... in input order. Every file is written
-to a temporary name and renamed, so an interrupted run leaves no half-written result.
+and ``<name>.npz``, or with ``faseg attention`` a folder ``<name>/``; each records
+what made it (see ``provenance``). ``<name>`` mirrors the image's path below the
+folder argument it came from (or its stem); names that would still collide get
+``-2``, ``-3``... in input order. Every file is written to a temporary name and
+renamed, so an interrupted run leaves no half-written result.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from faseg_cli.errors import OutputError, UsageError
 from faseg_cli.inputs import InputItem
 from faseg_cli.palette import voc_colormap
+from faseg_cli.provenance import npz_arrays, png_info
 
 SUFFIXES = {"mask": ".png", "overlay": ".overlay.jpg", "scores": ".npz", "attention": ""}
 
@@ -32,9 +34,8 @@ class OutputPaths:
     """The files one input produces, by kind (``mask``, ``overlay``, ``scores``, ...)."""
 
     files: dict[str, Path]
-
-    def done(self) -> bool:
-        return all(p.exists() for p in self.files.values())
+    request: dict | None = None
+    """What this run would make them with (``provenance.request``); None when unknown."""
 
 
 def plan_outputs(items: list[InputItem], output_dir: Path, kinds: list[str]) -> list[OutputPaths]:
@@ -109,22 +110,31 @@ def mask_image(labels: np.ndarray) -> Image.Image:
     return mask
 
 
-def mask_png(labels: np.ndarray) -> bytes:
-    """The mask file's bytes: what ``write_mask`` writes and ``faseg serve`` returns."""
-    return _encoded(mask_image(labels), format="PNG")
+def mask_png(labels: np.ndarray, record: str | None = None) -> bytes:
+    """The mask file's bytes, carrying ``record`` (``provenance.record``) when given: what ``write_mask``
+    writes and ``faseg serve`` returns."""
+    return _encoded(mask_image(labels), format="PNG", pnginfo=png_info(record))
 
 
-def write_mask(path: Path, labels: np.ndarray) -> None:
-    data = mask_png(labels)
+def write_png(path: Path, image: Image.Image, record: str | None = None) -> None:
+    """``image`` as a PNG carrying ``record`` when given."""
+    data = _encoded(image, format="PNG", pnginfo=png_info(record))
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
-def write_scores(path: Path, scores: np.ndarray, classes: list[str]) -> None:
-    """Per-class float scores ``(K, R, R)`` and the class names, as ``.npz``."""
+def write_mask(path: Path, labels: np.ndarray, record: str | None = None) -> None:
+    """The label map as a palette PNG carrying ``record`` when given."""
+    data = mask_png(labels, record)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_scores(path: Path, scores: np.ndarray, classes: list[str], record: str | None = None) -> None:
+    """Per-class float scores ``(K, R, R)``, the class names and ``record``, as ``.npz``."""
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, scores=scores.astype(np.float32), classes=np.array(classes, dtype=str))
+            arrays = {"scores": scores.astype(np.float32), "classes": np.array(classes, dtype=str)}
+            np.savez_compressed(handle, **arrays, **npz_arrays(record))
 
     atomic_write(path, save)
 
@@ -155,13 +165,17 @@ def overlay_image(image: Image.Image, labels: np.ndarray, classes: list[str], al
     return out
 
 
-def overlay_jpeg(image: Image.Image, labels: np.ndarray, classes: list[str]) -> bytes:
-    """The overlay file's bytes: what ``write_overlay`` writes and ``faseg serve`` returns."""
-    return _encoded(overlay_image(image, labels, classes), format="JPEG", quality=90)
+def overlay_jpeg(image: Image.Image, labels: np.ndarray, classes: list[str], record: str | None = None) -> bytes:
+    """The overlay file's bytes, carrying ``record`` in its comment when given: what ``write_overlay``
+    writes and ``faseg serve`` returns."""
+    comment = {"comment": record.encode("utf-8")} if record is not None else {}
+    return _encoded(overlay_image(image, labels, classes), format="JPEG", quality=90, **comment)
 
 
-def write_overlay(path: Path, image: Image.Image, labels: np.ndarray, classes: list[str]) -> None:
-    data = overlay_jpeg(image, labels, classes)
+def write_overlay(
+    path: Path, image: Image.Image, labels: np.ndarray, classes: list[str], record: str | None = None
+) -> None:
+    data = overlay_jpeg(image, labels, classes, record)
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
@@ -171,8 +185,11 @@ def _encoded(image: Image.Image, **options) -> bytes:
     return buffer.getvalue()
 
 
-def write_attention(folder: Path, arrays: dict[str, np.ndarray], grids: dict[str, Image.Image]) -> None:
-    """``folder/attention.npz`` and ``folder/<grid name>.png``, written to a temporary folder and renamed."""
+def write_attention(
+    folder: Path, arrays: dict[str, np.ndarray], grids: dict[str, Image.Image], record: str | None = None
+) -> None:
+    """``folder/attention.npz`` (with ``record``) and ``folder/<grid name>.png``, written to a temporary
+    folder and renamed."""
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
@@ -181,9 +198,9 @@ def write_attention(folder: Path, arrays: dict[str, np.ndarray], grids: dict[str
         raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
     try:
         with open(tmp / "attention.npz", "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays, **npz_arrays(record))
         for name, grid in grids.items():
-            grid.save(tmp / f"{safe_name(name)}.png", format="PNG")
+            grid.save(tmp / f"{safe_name(name)}.png", format="PNG", pnginfo=png_info(record))
         if folder.exists():
             _check_replaceable(folder)
             shutil.rmtree(folder)

@@ -142,6 +142,20 @@ def model_revision(model: str, path: Path) -> str | None:
     return source.revision if source else None
 
 
+def model_identity(model: str) -> dict:
+    """Which model ``model`` names, found without loading or downloading anything, for output records.
+
+    A local directory's absolute path, else the repository and revision (a registered
+    model's pinned one, the one after ``@``, or None for the Hub's latest).
+    """
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return {"path": str(local.resolve())}
+    repo, revision = _parse(model)
+    source = lookup(repo)
+    return {"repo": source.repo_id if source else repo, "revision": revision or (source.revision if source else None)}
+
+
 def _check_layout(path: Path, source: ModelSource, shown: str) -> None:
     missing = missing_files(path, source.components)
     if missing:

@@ -20,6 +20,8 @@ from faseg_cli.cli.segment import (
     class_source,
     job_loader,
     json_record,
+    output_record,
+    output_requests,
     segment_jobs,
 )
 
@@ -60,8 +62,9 @@ def attention(
     def emit(entry, job, result, seconds):
         item, plan = entry
         grids = {f"{k + 1:02d}-{name}": class_grid(job.image, result, k) for k, name in enumerate(result.classes)}
-        write_attention(plan.files["attention"], attention_arrays(result, settings), grids)
         folder = plan.files["attention"]
+        write_attention(folder, attention_arrays(result, settings), grids, output_record(plan, result, source))
         print_result(json_record(item, plan.files, result, seconds, settings) if batch.json_lines else str(folder))
 
-    raise typer.Exit(run_image_command(batch, ["attention"], prepare, emit, "Dumped", job_loader(source)))
+    made_with = output_requests(source, candidates, engine, settings)
+    raise typer.Exit(run_image_command(batch, ["attention"], prepare, emit, "Dumped", job_loader(source), made_with))

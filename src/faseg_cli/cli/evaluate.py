@@ -168,13 +168,15 @@ def _run_model(
 
 @contextmanager
 def _progress(show: bool):
-    """A progress callback: a bar with the running mIoU on a terminal, and one error line per failed image."""
+    """A progress callback: a bar with the running mIoU on a terminal, notes, and one error line per failed image."""
     with progress_bar("mIoU {task.fields[miou]}", show=show) as bar:
         task = bar.add_task("Evaluating", total=None, miou="-")
 
         def update(event) -> None:
             for message in event.warnings:
                 warning(message)
+            for message in event.notes:
+                note(message)
             for message in event.errors:
                 error(message)
             bar.update(task, total=event.total, completed=event.done + event.failed, miou=_percent(event.miou))

@@ -141,14 +141,29 @@ class CandidateOptions:
         device, dtype = devices.resolve()
         return Captioner.load(self.caption_model, device, dtype)
 
+    def describe(self, source, generate: bool) -> None:
+        """Record in a ``ClassSource`` what ``attach`` would load into it (``generated_with``); loads nothing."""
+        from faseg_cli.provenance import vocabulary_identity
+        from faseg_cli.weights import model_identity
+
+        if generate:
+            captioned = self.candidate_source != "tagclip" and not source.real_captions
+            source.generated_with["classes"] = {
+                "vocabulary": vocabulary_identity(self.vocabulary()),
+                "candidate_source": self.candidate_source,
+                "clip_model": model_identity(self.clip_model),
+                "caption_model": model_identity(self.caption_model) if captioned else None,
+            }
+        if source.auto_captions:
+            source.generated_with["caption"] = {"auto": model_identity(self.caption_model)}
+
     def attach(self, source, devices: DeviceOptions, generate: bool) -> None:
         """Load into a ``ClassSource`` the models it needs: the candidate generator when
         ``generate``, BLIP when captions are ``auto`` (BLIP is loaded at most once)."""
-        from faseg_cli.class_sources import AUTO
-
+        self.describe(source, generate)
         if generate:
             source.generator = self.generator(devices, captions_given=source.real_captions)
-        if source.caption == AUTO and source.captions is None:
+        if source.auto_captions:
             source.captioner = self.captioner(devices)
 
 

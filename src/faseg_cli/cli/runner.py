@@ -1,7 +1,7 @@
 """Process inputs batch by batch with progress on stderr; one bad input never stops the rest."""
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
@@ -103,16 +103,18 @@ def run_image_command(
     verb: str,
     load: Callable | None = None,
     finish: Callable | None = None,
+    made_with: Callable | None = None,
 ) -> int:
     """The flow every per-image command shares; returns the command's exit code.
 
     Expands ``batch.inputs`` (a ``BatchOptions``; missing files are reported here),
-    plans the output files of each (``kinds``), skips finished ones with
-    ``--skip-existing``, then, only if work remains, checks that the output folder can
-    be written (without creating it), calls ``prepare()`` (which loads the models and
-    returns the batch ``compute`` function) and processes the batches: ``load(path)``
-    per image (default: the image itself), ``compute(loaded items)``,
-    ``emit((item, plan), loaded, result, seconds)``.
+    plans the output files of each (``kinds``) with the request they are made with
+    (``made_with(item)``, see ``provenance``), skips with ``--skip-existing`` those
+    whose outputs all exist with that request, then, only if work remains, checks that
+    the output folder can be written (without creating it), calls ``prepare()`` (which
+    loads the models and returns the batch ``compute`` function) and processes the
+    batches: ``load(path)`` per image (default: the image itself), ``compute(loaded
+    items)``, ``emit((item, plan), loaded, result, seconds)``.
 
     Under ``torchrun`` each process takes every N-th input of the expanded list (a
     stable order, so ``--skip-existing`` resumes a run with the same N), runs on its own
@@ -129,6 +131,7 @@ def run_image_command(
     from faseg_cli.images import load_image
     from faseg_cli.inputs import collect_inputs
     from faseg_cli.outputs import check_writable, plan_outputs
+    from faseg_cli.provenance import ResumeCheck
 
     workers = Workers.from_env()
     if workers.distributed and "-" in batch.inputs:
@@ -143,9 +146,18 @@ def run_image_command(
             error(message)
     tally = Tally(failed=len(found.errors) if workers.primary else 0)
     plans = plan_outputs(found.items, batch.output_dir or Path(), kinds)
+    if made_with is not None:
+        plans = [replace(plan, request=made_with(item)) for item, plan in zip(found.items, plans)]
     mine = workers.shard(list(zip(found.items, plans)))
-    todo = [(item, plan) for item, plan in mine if not (batch.skip_existing and plan.done())]
+    check = ResumeCheck()
+    todo = [
+        (item, plan)
+        for item, plan in mine
+        if not (batch.skip_existing and check.keep({path: plan.request for path in plan.files.values()}))
+    ]
     tally.skipped = len(mine) - len(todo)
+    if workers.primary and (message := check.message("outputs")):
+        note(message)
     if not found.items and not found.errors:
         raise UsageError("no images to process")
     with workers.connected(torch.device("cpu"), timeout=RUN_TIMEOUT), shared_stdout(workers.whole_lines):

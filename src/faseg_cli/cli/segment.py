@@ -69,6 +69,30 @@ def json_record(item, files: dict, result, seconds: float, settings) -> str:
     )
 
 
+def output_requests(source, candidates: CandidateOptions, engine: EngineOptions, settings):
+    """Per input, the request its outputs are recorded with (``provenance``); None when its class
+    list cannot be looked up (the image then fails when loaded)."""
+    from faseg_cli.errors import InputError
+    from faseg_cli.provenance import request
+
+    candidates.describe(source, generate=source.classes is None and source.class_lists is None)
+
+    def made_with(item):
+        try:
+            return request(settings, engine.model, **source.request(item.path))
+        except InputError:
+            return None
+
+    return made_with
+
+
+def output_record(plan, result, source) -> str:
+    """The record written into an image's outputs: the plan's request and what the run found."""
+    from faseg_cli.provenance import record
+
+    return record(plan.request, classes=result.classes, prompt=result.prompt, **source.sources())
+
+
 def segment_jobs(segmenter, source, keep_maps: bool = False):
     """The batch function of segment-like commands: complete the prompts, then segment."""
 
@@ -129,12 +153,14 @@ def segment(
         files = plan.files
         if not result.classes:
             note(f"{item.path}: no classes for this image; the mask is all background")
-        write_mask(files["mask"], result.labels)
+        record = output_record(plan, result, source)
+        write_mask(files["mask"], result.labels, record)
         if overlay:
-            write_overlay(files["overlay"], job.image, result.labels, result.classes)
+            write_overlay(files["overlay"], job.image, result.labels, result.classes, record)
         if scores:
-            write_scores(files["scores"], result.scores, result.classes)
+            write_scores(files["scores"], result.scores, result.classes, record)
         print_result(json_record(item, files, result, seconds, settings) if batch.json_lines else str(files["mask"]))
 
     kinds = ["mask"] + ["overlay"] * overlay + ["scores"] * scores
-    raise typer.Exit(run_image_command(batch, kinds, prepare, emit, "Segmented", job_loader(source)))
+    made_with = output_requests(source, candidates, engine, settings)
+    raise typer.Exit(run_image_command(batch, kinds, prepare, emit, "Segmented", job_loader(source), made_with))
