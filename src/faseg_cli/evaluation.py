@@ -188,8 +188,8 @@ def evaluate(
         if on_progress:
             best = max((m.miou() for m in state.matrices if m.pixels), default=math.nan)
             done, failed = len(state.finished), len(errors)
-            progress = Progress(done, failed, len(samples), 100 * best, tuple(batch_errors), tuple(batch_warnings), notes)
-            on_progress(progress)
+            messages = tuple(batch_errors), tuple(batch_warnings), notes
+            on_progress(Progress(done, failed, len(samples), 100 * best, *messages))
 
     message = check.message(f"saved masks in {masks_dir}", count_missing=True)
     report([], [], (f"{message} (each is scored once)",) if message else ())
