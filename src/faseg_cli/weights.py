@@ -18,6 +18,8 @@ from faseg_cli.registry import Component, ModelSource, lookup
 log = logging.getLogger("faseg")
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
+_OPTION = {"blip": "--caption-model", "clip": "--clip-model"}
+"""The command-line option choosing a model of each layout (``--model`` for the diffusion model)."""
 
 
 def cache_dir() -> Path:
@@ -105,7 +107,7 @@ def resolve_model(model: str, default: ModelSource) -> Path:
         source = ModelSource(**{**source.__dict__, "revision": revision})
     if source.builder:
         return _built(source)
-    return _cached(source) or _download(source)
+    return _cached(source) or _download(source, _OPTION.get(default.name, "--model"))
 
 
 def model_revision(model: str, path: Path) -> str | None:
@@ -154,13 +156,13 @@ def _cached(source: ModelSource) -> Path | None:
     return None if missing_files(path, source.components) else path
 
 
-def _download(source: ModelSource) -> Path:
+def _download(source: ModelSource, option: str) -> Path:
     short = source.revision[:10]
     if hub_offline():
         raise WeightsError(
             f"{source.repo_id}@{short} is not in the cache ({_hub_cache()}) and the Hub is offline "
             f"(HF_HUB_OFFLINE is set): run `faseg download {source.name}` with network access, "
-            "or pass --model with a local directory"
+            f"or pass {option} with a local directory"
         )
     from huggingface_hub import HfApi, snapshot_download
 
@@ -181,7 +183,7 @@ def _download(source: ModelSource) -> Path:
         reason = str(exc).splitlines()[0] if str(exc) else ""
         raise WeightsError(
             f"could not download {source.repo_id}@{short}: {type(exc).__name__}: {reason}"
-            " (check the network, or pass --model with a local directory)"
+            f" (check the network, or pass {option} with a local directory)"
         ) from exc
     _check_layout(path, source, f"{source.repo_id}@{short}")
     return path

@@ -6,6 +6,7 @@ import typer
 
 from faseg_cli import __version__
 from faseg_cli.cli.console import configure_logging
+from faseg_cli.cli.options import HELP, quiet_option
 
 app = typer.Typer(
     name="faseg",
@@ -28,20 +29,25 @@ def root(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=HELP["quiet"]),
 ) -> None:
     """Global options."""
     configure_logging(quiet)
 
 
 def _register() -> None:
+    """Register every command, each accepting -q/--quiet after its name too."""
     from faseg_cli.cli import attention, candidates, download, evaluate, segment
 
-    app.command("segment")(segment.segment)
-    app.command("candidates")(candidates.candidates_command)
-    app.command("attention")(attention.attention)
-    app.command("eval")(evaluate.evaluate)
-    app.command("download")(download.download)
+    commands = {
+        "segment": segment.segment,
+        "candidates": candidates.candidates_command,
+        "attention": attention.attention,
+        "eval": evaluate.evaluate,
+        "download": download.download,
+    }
+    for name, command in commands.items():
+        app.command(name)(quiet_option(command))
 
 
 _register()

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar, stderr
+from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar
 from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import UsageError
 
@@ -173,7 +173,7 @@ def _report(result, output: Optional[Path], json_output: bool) -> None:
 
     data = result.to_dict()
     for table in _tables(data):
-        stderr().print(table)
+        note(table)
     if output is not None:
         text = json.dumps(data, indent=2, allow_nan=False) + "\n"
         atomic_write(output, lambda tmp: tmp.write_text(text, "utf-8"))

@@ -6,12 +6,13 @@ signature and hands them to the command body as one object:
 - ``@engine_options`` -> ``engine: EngineOptions`` (model, device, FA-Seg settings);
 - ``@device_options`` -> ``devices: DeviceOptions`` (device and precision alone);
 - ``@candidate_options`` -> ``candidates: CandidateOptions`` (vocabulary and candidate models);
-- ``@batch_options(...)`` -> ``batch: BatchOptions`` (inputs and per-image outputs).
+- ``@batch_options(...)`` -> ``batch: BatchOptions`` (inputs and per-image outputs);
+- ``quiet_option`` adds ``-q/--quiet`` (as after ``faseg``) to every command.
 """
 
 import functools
 import inspect
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -35,8 +36,11 @@ HELP = {
     "tau": "Power of the lifted self-attention affinity.",
     "vocab": "Vocabulary for candidate classes: voc, context, coco, ade, coco-stuff, cityscapes, or a file.",
     "candidate_source": "Candidates from tagclip, caption (matches of caption words) or both (their union).",
-    "caption_model": "Captioning model (BLIP): a registered name, a Hub id or a local directory.",
-    "clip_model": "CLIP model for TagCLIP and caption matching: a registered name, a Hub id or a local directory.",
+    "caption_model": "Captioning model: blip (BLIP-large), tiny-blip (random weights, for smoke tests), a Hub id or "
+    "a local directory. Default: blip; tiny-blip with --model tiny-random.",
+    "clip_model": "CLIP model for TagCLIP and caption matching: clip (ViT-B/16), tiny-clip (random weights, for "
+    "smoke tests), a Hub id or a local directory. Default: clip; tiny-clip with --model tiny-random.",
+    "quiet": "Only warnings and errors on stderr (no notes, progress or summary).",
 }
 _DECLS = {
     "model": ["--model", "-m"],
@@ -97,12 +101,12 @@ class EngineOptions(DeviceOptions):
 
 @dataclass(frozen=True)
 class CandidateOptions:
-    """The vocabulary and the models that propose candidate classes."""
+    """The vocabulary and the models that propose candidate classes (None: the default model)."""
 
     vocab: Optional[str] = None
     candidate_source: str = "both"
-    caption_model: str = "blip"
-    clip_model: str = "clip"
+    caption_model: Optional[str] = None
+    clip_model: Optional[str] = None
 
     def __post_init__(self) -> None:
         from faseg_cli.candidates.pipeline import check_source
@@ -118,13 +122,14 @@ class CandidateOptions:
     def generator(self, devices: DeviceOptions, captions_given: bool):
         """A ``CandidateGenerator`` (BLIP is loaded only when captions are not given)."""
         from faseg_cli.candidates import CandidateGenerator
+        from faseg_cli.registry import BLIP, CLIP
 
         device, dtype = devices.resolve()
         return CandidateGenerator.load(
             self.vocabulary(),
             source=self.candidate_source,
-            clip_model=self.clip_model,
-            caption_model=None if captions_given else self.caption_model,
+            clip_model=self.clip_model or CLIP.name,
+            caption_model=None if captions_given else self.caption_model or BLIP.name,
             device=device,
             dtype=dtype,
         )
@@ -132,19 +137,38 @@ class CandidateOptions:
     def captioner(self, devices: DeviceOptions):
         """A BLIP ``Captioner``."""
         from faseg_cli.candidates import Captioner
+        from faseg_cli.registry import BLIP
 
         device, dtype = devices.resolve()
-        return Captioner.load(self.caption_model, device, dtype)
+        return Captioner.load(self.caption_model or BLIP.name, device, dtype)
 
-    def attach(self, source, devices: DeviceOptions, generate: bool) -> None:
+    def for_model(self, model: str) -> "CandidateOptions":
+        """These options with the candidate models the user left unset defaulted for the diffusion
+        ``model``: tiny-blip and tiny-clip go with tiny-random (said on stderr), so that a smoke test
+        never downloads BLIP-large and CLIP."""
+        from faseg_cli.cli.console import note
+        from faseg_cli.registry import TINY_BLIP, TINY_CLIP, TINY_RANDOM
+
+        unset = {"caption_model": TINY_BLIP.name, "clip_model": TINY_CLIP.name}
+        unset = {name: tiny for name, tiny in unset.items() if getattr(self, name) is None}
+        if model != TINY_RANDOM.name or not unset:
+            return self
+        note(f"with --model {model}, candidates come from {' and '.join(unset.values())} (random weights, meaningless)")
+        return replace(self, **unset)
+
+    def attach(self, source, engine: EngineOptions, generate: bool) -> None:
         """Load into a ``ClassSource`` the models it needs: the candidate generator when
         ``generate``, BLIP when captions are ``auto`` (BLIP is loaded at most once)."""
         from faseg_cli.class_sources import AUTO
 
+        needs_captioner = source.caption == AUTO and source.captions is None
+        if not generate and not needs_captioner:
+            return
+        models = self.for_model(engine.model)
         if generate:
-            source.generator = self.generator(devices, captions_given=source.real_captions)
-        if source.caption == AUTO and source.captions is None:
-            source.captioner = self.captioner(devices)
+            source.generator = models.generator(engine, captions_given=source.real_captions)
+        if needs_captioner:
+            source.captioner = models.captioner(engine)
 
 
 @dataclass(frozen=True)
@@ -154,13 +178,15 @@ class BatchOptions:
     inputs: List[str]
     output_dir: Optional[Path] = None
     recursive: bool = False
+    null: bool = False
     batch_size: int = 1
     json_lines: bool = True
     skip_existing: bool = False
 
 
-def _grouped(group, target: str, parameters: list):
-    """A decorator adding ``parameters`` to a command and passing them as ``target=group(**values)``."""
+def _grouped(group, target: Optional[str], parameters: list):
+    """A decorator adding ``parameters`` to a command and passing them as ``target=group(**values)``
+    (with ``target`` None, ``group(**values)`` is only called before the command)."""
     names = [p.name for p in parameters]
 
     def decorate(command):
@@ -170,7 +196,7 @@ def _grouped(group, target: str, parameters: list):
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
             values = group(**{name: kwargs.pop(name) for name in names})
-            return command(*args, **{target: values}, **kwargs)
+            return command(*args, **({target: values} if target else {}), **kwargs)
 
         wrapper.__signature__ = signature.replace(parameters=own + parameters)
         wrapper.__annotations__ = {p.name: p.annotation for p in own + parameters}
@@ -207,6 +233,16 @@ device_options = _grouped(DeviceOptions, "devices", _from_fields(DeviceOptions, 
 candidate_options = _grouped(CandidateOptions, "candidates", _from_fields(CandidateOptions, "Candidate classes"))
 
 
+def _quiet(quiet: bool) -> None:
+    if quiet:
+        from faseg_cli.cli.console import configure_logging
+
+        configure_logging(quiet=True)
+
+
+quiet_option = _grouped(_quiet, None, [_param("quiet", bool, typer.Option(False, "--quiet", "-q", help=HELP["quiet"]))])
+
+
 def batch_options(output_dir: Optional[str], what: str):
     """Add the input and output options to a command, which receives them as ``batch: BatchOptions``.
 
@@ -223,6 +259,13 @@ def batch_options(output_dir: Optional[str], what: str):
             "recursive",
             bool,
             typer.Option(False, "--recursive", "-r", help="Descend into subfolders of folder inputs."),
+        ),
+        _param(
+            "null",
+            bool,
+            typer.Option(
+                False, "--null", "-0", help="Paths on stdin are separated by NUL characters (find -print0), not lines."
+            ),
         ),
         _param("batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, help="Images per model pass.")),
     ]

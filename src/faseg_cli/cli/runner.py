@@ -111,7 +111,7 @@ def run_image_command(
     from faseg_cli.inputs import collect_inputs
     from faseg_cli.outputs import ensure_writable, plan_outputs
 
-    found = collect_inputs(batch.inputs, batch.recursive, sys.stdin)
+    found = collect_inputs(batch.inputs, batch.recursive, sys.stdin, batch.null)
     for message in found.notes:
         note(message)
     for message in found.errors:
