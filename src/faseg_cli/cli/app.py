@@ -6,11 +6,13 @@ import typer
 
 from faseg_cli import __version__
 from faseg_cli.cli.console import configure_logging
+from faseg_cli.cli.help import Command, Group
 from faseg_cli.cli.options import HELP, quiet_option
 
 app = typer.Typer(
     name="faseg",
     help="Segment images by free-text class names with FA-Seg: fast, training-free, open-vocabulary.",
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,18 +38,18 @@ def root(
 
 
 def _register() -> None:
-    """Register every command, each accepting -q/--quiet after its name too."""
+    """Register every command with its examples, each accepting -q/--quiet after its name too."""
     from faseg_cli.cli import attention, candidates, download, evaluate, segment
 
     commands = {
-        "segment": segment.segment,
-        "candidates": candidates.candidates_command,
-        "attention": attention.attention,
-        "eval": evaluate.evaluate,
-        "download": download.download,
+        "segment": (segment.segment, segment.EXAMPLES),
+        "candidates": (candidates.candidates_command, candidates.EXAMPLES),
+        "attention": (attention.attention, attention.EXAMPLES),
+        "eval": (evaluate.evaluate, evaluate.EXAMPLES),
+        "download": (download.download, download.EXAMPLES),
     }
-    for name, command in commands.items():
-        app.command(name)(quiet_option(command))
+    for name, (command, examples) in commands.items():
+        app.command(name, cls=Command, epilog=examples)(quiet_option(command))
 
 
 _register()

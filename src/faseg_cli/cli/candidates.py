@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from faseg_cli.cli.console import guarded, note, print_result
+from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import (
     BatchOptions,
     CandidateOptions,
@@ -17,6 +18,19 @@ from faseg_cli.cli.options import (
 )
 from faseg_cli.errors import UsageError
 
+EXAMPLES = examples(
+    ("the COCO classes one image shows, as a JSON line", "faseg candidates photo.jpg --vocab coco"),
+    ("candidates for a folder, saved for segment", "faseg candidates photos/ --vocab voc > candidates.jsonl"),
+    (
+        "segment with them",
+        "faseg segment photos/ --classes-from candidates.jsonl --captions-from candidates.jsonl --vocab voc",
+    ),
+    (
+        "smoke test with the tiny random-weight models, offline",
+        "faseg candidates photo.jpg --vocab voc --caption-model tiny-blip --clip-model tiny-clip",
+    ),
+)
+
 
 @guarded
 @batch_options(None, "")
@@ -24,12 +38,20 @@ from faseg_cli.errors import UsageError
 @device_options
 def candidates_command(
     captions_from: Optional[Path] = typer.Option(
-        None, "--captions-from", help="Use these captions instead of BLIP's: JSON lines or {image_id: 'caption'}."
+        None,
+        "--captions-from",
+        metavar="FILE",
+        help="Use these captions instead of BLIP's: JSON lines or {image_id: 'caption'}.",
     ),
     save_classes: Optional[Path] = typer.Option(
-        None, "--save-classes", help="Also write {image_id: 'cls cls'} (the format published with FA-Seg)."
+        None,
+        "--save-classes",
+        metavar="FILE",
+        help="Also write {image_id: 'cls cls'} (the format published with FA-Seg).",
     ),
-    save_captions: Optional[Path] = typer.Option(None, "--save-captions", help="Also write {image_id: 'caption'}."),
+    save_captions: Optional[Path] = typer.Option(
+        None, "--save-captions", metavar="FILE", help="Also write {image_id: 'caption'}."
+    ),
     batch: BatchOptions = None,
     candidates: CandidateOptions = None,
     devices: DeviceOptions = None,

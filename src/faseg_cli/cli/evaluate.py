@@ -9,50 +9,84 @@ from typing import Optional
 import typer
 
 from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar
+from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import UsageError
 
 DATASETS = "voc, voc20, context, context59, coco-object, coco-stuff, ade or cityscapes"
+EXAMPLES = examples(
+    (
+        "mIoU on PASCAL VOC val with the paper's settings, results JSON in voc.json",
+        "faseg eval voc data/VOCdevkit -o voc.json",
+    ),
+    (
+        "six thresholds from one run (the paper's Table 4), keeping the masks",
+        "faseg eval voc data/VOCdevkit --thresholds 0.4:0.65:0.05 --save-masks voc-masks",
+    ),
+    (
+        "score saved masks (another method's, or these) without a model",
+        "faseg eval voc data/VOCdevkit --predictions voc-masks/0.55",
+    ),
+    (
+        "smoke test on the first two images with the tiny random-weight model",
+        "faseg eval ade data/ade --limit 2 -m tiny-random",
+    ),
+)
 
 
 @guarded
 @candidate_options
 @engine_options
 def evaluate(
-    dataset: str = typer.Argument(..., help=f"Dataset setting: {DATASETS}."),
-    root: Path = typer.Argument(..., help="The dataset's folder or a parent of it (see docs/datasets.md)."),
+    dataset: str = typer.Argument(..., metavar="DATASET", help=f"Dataset setting: {DATASETS}."),
+    root: Path = typer.Argument(
+        ..., metavar="ROOT", help="The dataset's folder or a parent of it (see docs/datasets.md)."
+    ),
     class_lists: Optional[str] = typer.Option(
         None,
         "--candidates",
+        metavar="gt|auto|FILE",
         help="Class list per image: gt (classes in the ground truth; default), auto (BLIP + TagCLIP) or a file.",
     ),
     captions: Optional[str] = typer.Option(
-        None, "--captions", help="Caption per image: none ('a photo of <classes>'; default), auto (BLIP) or a file."
+        None,
+        "--captions",
+        metavar="none|auto|FILE",
+        help="Caption per image: none ('a photo of <classes>'; default), auto (BLIP) or a file.",
     ),
     thresholds: Optional[str] = typer.Option(
-        None, "--thresholds", help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55."
+        None,
+        "--thresholds",
+        metavar="RANGE|LIST",
+        help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55.",
     ),
     predictions: Optional[Path] = typer.Option(
-        None, "--predictions", help="Score the masks <id>.png in this folder (dataset label values); no model."
+        None,
+        "--predictions",
+        metavar="DIR",
+        help="Score the masks <id>.png in this folder (dataset label values); no model.",
     ),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N samples of the split."),
+    limit: Optional[int] = typer.Option(
+        None, "--limit", min=1, metavar="N", help="Only the first N samples of the split."
+    ),
     save_masks: Optional[Path] = typer.Option(
-        None, "--save-masks", help="Write each prediction as <id>.png in the dataset's label values."
+        None, "--save-masks", metavar="DIR", help="Write each prediction as <id>.png in the dataset's label values."
     ),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the results JSON here."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the results JSON here."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that wrote --output."),
     json_output: bool = typer.Option(False, "--json", help="Print the results JSON on stdout instead of the summary."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Images per UNet pass."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, metavar="N", help="Images per UNet pass."),
     candidates: CandidateOptions = None,
     engine: EngineOptions = None,
 ) -> None:
     """Evaluate on a dataset split: per-class IoU, mIoU and pixel accuracy (paper protocol).
 
     One confusion matrix over the split; 255 ignored; predictions resized to the
-    labels' size with nearest. The default threshold is the dataset's. Runs unchanged
-    under torchrun or accelerate launch (each process takes a shard). stdout: one
-    summary line per threshold, or the results JSON with --json; the per-class table
-    goes to stderr. Exit code 0: done; 1: some images failed (not scored); 2: usage error.
+    labels' size with nearest. The default threshold is the dataset's (context 0.5,
+    coco-object 0.6, the others 0.55). Runs unchanged under torchrun or accelerate
+    launch (each process takes a shard). stdout: one summary line per threshold, or
+    the results JSON with --json; the per-class table goes to stderr.
+    Exit code 0: done; 1: some images failed (not scored); 2: usage error.
     """
     from faseg_cli.datasets import get_dataset
     from faseg_cli.distributed import Workers

@@ -27,7 +27,7 @@ HELP = {
     "device": "auto, cpu, cuda, cuda:N or mps. auto = CUDA, else MPS, else CPU.",
     "dtype": "auto, fp16, bf16 or fp32. auto = fp16 on GPU, fp32 on CPU.",
     "resolution": "Side of the square the image is resized to (a multiple of 64).",
-    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold}.",
+    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold}; eval: the dataset's own.",
     "flip": "Test-time flipping (average with the mirrored image).",
     "refine": "Self-attention refinement (HARD); --no-refine uses the fused cross-attention alone.",
     "timestep": "Record attention at this timestep; above 0 the latent is first inverted by one Euler step.",
@@ -42,6 +42,22 @@ HELP = {
     "smoke tests), a Hub id or a local directory. Default: clip; tiny-clip with --model tiny-random.",
     "quiet": "Only warnings and errors on stderr (no notes, progress or summary).",
 }
+_METAVARS = {
+    "model": "NAME|DIR",
+    "device": "DEVICE",
+    "dtype": "DTYPE",
+    "resolution": "PIXELS",
+    "threshold": "VALUE",
+    "timestep": "STEP",
+    "cross_weights": "W,W,W,W",
+    "self_weights": "W,W,W,W",
+    "tau": "N",
+    "vocab": "NAME|FILE",
+    "candidate_source": "SOURCE",
+    "caption_model": "NAME|DIR",
+    "clip_model": "NAME|DIR",
+}
+"""What the help shows as each option's value; flags show none."""
 _DECLS = {
     "model": ["--model", "-m"],
     "threshold": ["--threshold", "-t"],
@@ -220,6 +236,7 @@ def _from_fields(group, panel: str) -> list:
                 f.default,
                 *_DECLS.get(f.name, ["--" + f.name.replace("_", "-")]),
                 help=HELP[f.name],
+                metavar=_METAVARS.get(f.name),
                 rich_help_panel=panel,
                 show_default=f.name != "threshold",
             ),
@@ -253,7 +270,9 @@ def batch_options(output_dir: Optional[str], what: str):
         _param(
             "inputs",
             List[str],
-            typer.Argument(..., help="Image files, folders, glob patterns, or - to read paths from stdin."),
+            typer.Argument(
+                ..., metavar="INPUT...", help="Image files, folders, glob patterns, or - to read paths from stdin."
+            ),
         ),
         _param(
             "recursive",
@@ -267,14 +286,16 @@ def batch_options(output_dir: Optional[str], what: str):
                 False, "--null", "-0", help="Paths on stdin are separated by NUL characters (find -print0), not lines."
             ),
         ),
-        _param("batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, help="Images per model pass.")),
+        _param(
+            "batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, metavar="N", help="Images per model pass.")
+        ),
     ]
     if output_dir is not None:
         params += [
             _param(
                 "output_dir",
                 Path,
-                typer.Option(Path(output_dir), "--output-dir", "-o", help="Where results are written."),
+                typer.Option(Path(output_dir), "--output-dir", "-o", metavar="DIR", help="Where results are written."),
             ),
             _param(
                 "json_lines",

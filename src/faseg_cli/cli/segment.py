@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from faseg_cli.cli.console import guarded, note, print_result
+from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import (
     BatchOptions,
     CandidateOptions,
@@ -19,6 +20,22 @@ from faseg_cli.errors import UsageError
 
 CLASSES_HELP = "Comma-separated class names, e.g. dog,person."
 CAPTION_HELP = "Text prompt describing the image, or 'auto' for a BLIP caption. Default: 'a photo of' the classes."
+
+EXAMPLES = examples(
+    (
+        "one image into dog, person and background, with a coloured overlay",
+        "faseg segment photo.jpg --classes dog,person --overlay",
+    ),
+    ("a folder and its subfolders, masks into masks/", "faseg segment photos/ -r --classes cat -o masks"),
+    (
+        "classes found per image among COCO's, with a BLIP caption",
+        "faseg segment photo.jpg --vocab coco --caption auto",
+    ),
+    (
+        "paths from find (NUL-separated), one JSON line per image",
+        "find photos -name '*.jpg' -print0 | faseg segment - -0 --classes tree --json",
+    ),
+)
 
 
 def parse_class_list(text: Optional[str]) -> list:
@@ -89,13 +106,19 @@ def job_loader(source):
 @candidate_options
 @engine_options
 def segment(
-    classes: Optional[str] = typer.Option(None, "--classes", "-c", help=CLASSES_HELP),
+    classes: Optional[str] = typer.Option(None, "--classes", "-c", metavar="NAMES", help=CLASSES_HELP),
     classes_from: Optional[Path] = typer.Option(
-        None, "--classes-from", help="Per-image class lists: `faseg candidates` JSON lines or {image_id: 'cls cls'}."
+        None,
+        "--classes-from",
+        metavar="FILE",
+        help="Per-image class lists: `faseg candidates` JSON lines or {image_id: 'cls cls'}.",
     ),
-    caption: Optional[str] = typer.Option(None, "--caption", help=CAPTION_HELP),
+    caption: Optional[str] = typer.Option(None, "--caption", metavar="TEXT", help=CAPTION_HELP),
     captions_from: Optional[Path] = typer.Option(
-        None, "--captions-from", help="Per-image captions: `faseg candidates` JSON lines or {image_id: 'caption'}."
+        None,
+        "--captions-from",
+        metavar="FILE",
+        help="Per-image captions: `faseg candidates` JSON lines or {image_id: 'caption'}.",
     ),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.jpg (image, colours, legend)."),
     scores: bool = typer.Option(False, "--scores", help="Also write <name>.npz with the per-class score maps."),
