@@ -23,11 +23,11 @@ EXAMPLES = examples(
     ("candidates for a folder, saved for segment", "faseg candidates photos/ --vocab voc > candidates.jsonl"),
     (
         "segment with them",
-        "faseg segment photos/ --classes-from candidates.jsonl --captions-from candidates.jsonl --vocab voc",
+        "faseg segment photos/ --vocab voc --classes-from candidates.jsonl",
     ),
     (
-        "smoke test with the tiny random-weight models, offline",
-        "faseg candidates photo.jpg --vocab voc --caption-model tiny-blip --clip-model tiny-clip",
+        "TagCLIP alone, for paths on stdin",
+        "ls photos/*.jpg | faseg candidates - --vocab voc --candidate-source tagclip",
     ),
 )
 

@@ -20,12 +20,12 @@ EXAMPLES = examples(
         "faseg eval voc data/VOCdevkit -o voc.json",
     ),
     (
-        "six thresholds from one run (the paper's Table 4), keeping the masks",
-        "faseg eval voc data/VOCdevkit --thresholds 0.4:0.65:0.05 --save-masks voc-masks",
+        "three thresholds from the same forward passes, keeping the masks",
+        "faseg eval voc data/VOCdevkit --thresholds 0.5,0.55,0.6 --save-masks masks",
     ),
     (
         "score saved masks (another method's, or these) without a model",
-        "faseg eval voc data/VOCdevkit --predictions voc-masks/0.55",
+        "faseg eval voc data/VOCdevkit --predictions masks/0.55",
     ),
     (
         "smoke test on the first two images with the tiny random-weight model",
