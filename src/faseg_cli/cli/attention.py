@@ -52,10 +52,10 @@ def attention(
 ) -> None:
     """Write the attention maps of each image: <name>/attention.npz and one heat-map grid per class.
 
-    The arrays are exactly those `faseg segment` computes its mask from: cross- and
-    self-attention per resolution, fused, refined and final scores. Classes and
-    captions are chosen as in `faseg segment`. The folder path per image goes to
-    stdout (JSON lines with --json).
+    The arrays are exactly those `faseg segment` computes its mask from: cross-
+    and self-attention per resolution, fused, refined and final scores. Classes
+    and captions are chosen as in `faseg segment`. The folder path per image
+    goes to stdout (JSON lines with --json).
     """
     from faseg_cli.attention_dump import attention_arrays
     from faseg_cli.cli.runner import run_image_command

@@ -58,9 +58,9 @@ def candidates_command(
 ) -> None:
     """Propose candidate classes for each image from a vocabulary (--vocab is required).
 
-    Prints one JSON object per image on stdout: image, caption, candidates (in the
-    vocabulary's spelling and order), the TagCLIP labels, the caption matches and
-    every class's TagCLIP score. The output can be fed back with
+    Prints one JSON object per image on stdout: image, caption, candidates (in
+    the vocabulary's spelling and order), the TagCLIP labels, the caption
+    matches and every class's TagCLIP score. The output can be fed back with
     `faseg segment --classes-from` and `--captions-from`.
     """
     from faseg_cli.candidates import save_class_lists

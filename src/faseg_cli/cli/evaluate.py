@@ -82,10 +82,12 @@ def evaluate(
     """Evaluate on a dataset split: per-class IoU, mIoU and pixel accuracy (paper protocol).
 
     One confusion matrix over the split; 255 ignored; predictions resized to the
-    labels' size with nearest. The default threshold is the dataset's (context 0.5,
-    coco-object 0.6, the others 0.55). Runs unchanged under torchrun or accelerate
-    launch (each process takes a shard). stdout: one summary line per threshold, or
-    the results JSON with --json; the per-class table goes to stderr.
+    labels' size with nearest. The default threshold is the dataset's (context
+    0.5, coco-object 0.6, the others 0.55). Runs unchanged under torchrun or
+    accelerate launch (each process takes a shard). stdout: one summary line per
+    threshold, or the results JSON with --json; the per-class table goes to
+    stderr.
+
     Exit code 0: done; 1: some images failed (not scored); 2: usage error.
     """
     from faseg_cli.datasets import get_dataset

@@ -128,10 +128,12 @@ def segment(
 ) -> None:
     """Segment images into classes and write label masks (palette PNGs).
 
-    Classes come from --classes (the same for every image), --vocab (candidates found
-    per image by BLIP + TagCLIP) or --classes-from (a file). Each mask has the input's
-    size: 0 is background, k the k-th class of the image's list. Mask paths go to
-    stdout (JSON lines with --json); progress and errors go to stderr.
+    Classes come from --classes (the same for every image), --vocab (candidates
+    found per image by BLIP + TagCLIP) or --classes-from (a file). Each mask has
+    the input's size: 0 is background, k the k-th class of the image's list.
+    Mask paths go to stdout (JSON lines with --json); progress and errors go to
+    stderr.
+
     Exit code 0: all done; 1: some inputs failed; 2: usage error.
     """
     from faseg_cli.cli.runner import run_image_command
