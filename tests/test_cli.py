@@ -235,7 +235,7 @@ def test_every_command_accepts_quiet_after_its_name(name):
     assert "--quiet" in result.stdout and "-q" in result.stdout
 
 
-def test_tiny_model_brings_tiny_candidate_models(tmp_path):
+def test_tiny_model_brings_tiny_candidate_models(tmp_path, shared_cache):
     imagefiles.rgb(tmp_path / "a.png")
     args = ["segment", "a.png", "--vocab", "voc", "--caption", "auto", "-m", "tiny-random", "--resolution", "64"]
     result = runner.invoke(app, args)

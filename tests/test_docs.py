@@ -68,24 +68,28 @@ def doc_blocks() -> dict[str, list[str]]:
 
 
 def synopsis(line: str) -> bool:
-    return "[" in line or any(re.fullmatch(r"[A-Z][A-Z_]+(\.\.\.)?", word) for word in line.split())
+    """A line that shows a command's form (``INPUT...``, ``[options]``), not a command."""
+    command = line.split(" #")[0]
+    return "[" in command or any(re.fullmatch(r"[A-Z][A-Z_]+(\.\.\.)?", word) for word in command.split())
 
 
-def stages(line: str) -> list[list[list[str]]]:
-    """Commands (split at ``&&`` and ``;``), each a list of pipeline stages (token lists)."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars="|&;>")
+FASEG = re.compile(r"(?:^|\s)faseg(?:_cli)?\s")
+
+
+def faseg_stage(text: str) -> tuple[str, list[str], str | None]:
+    """Split a command at its faseg call: (what comes before it, faseg's arguments, its ``>`` target)."""
+    call = FASEG.search(text)
+    lexer = shlex.shlex(text[call.end() :], posix=True, punctuation_chars="|>")
     lexer.whitespace_split = True
-    commands, command, stage = [], [], []
+    args, target = [], None
     for token in lexer:
-        if token in ("&&", ";"):
-            commands.append(command + [stage])
-            command, stage = [], []
-        elif token == "|":
-            command.append(stage)
-            stage = []
+        if token == "|":
+            break
+        if token == ">":
+            target = next(lexer)
         else:
-            stage.append(token)
-    return commands + [command + [stage]]
+            args.append(token)
+    return text[: call.start()].strip(), args, target
 
 
 def tiny_substitutes(name: str, args: list[str]) -> list[str]:
@@ -103,27 +107,23 @@ def tiny_substitutes(name: str, args: list[str]) -> list[str]:
 
 def check_example(line: str, cwd: Path) -> Path:
     """Run (or parse) one example line in ``cwd``; returns the working directory after it."""
-    for command in stages(line):
-        if command[0][:1] == ["cd"]:
-            cwd = cwd / command[0][1]
+    for text in re.split(r"&&|;", line):
+        if text.split()[:1] == ["cd"]:
+            cwd = cwd / text.split()[1]
             continue
-        at = next(i for i, stage in enumerate(command) if "faseg" in stage or "faseg_cli" in stage)
-        stage = command[at]
-        first = stage.index("faseg") if "faseg" in stage else stage.index("faseg_cli")
-        launched = first > 0
-        args, target = stage[first + 1 :], None
-        if ">" in args:
-            args, target = args[: args.index(">")], args[args.index(">") + 1]
-        name, args = args[0], args[1:]
+        if not FASEG.search(text):
+            continue
+        before, (name, *args), target = faseg_stage(text)
+        producer = before.removesuffix("|") if before.endswith("|") else None
         real_download = name == "download" and not (args and set(args) <= TINY)
-        if launched or real_download:
-            click_command = typer.main.get_command(app).commands[name]
-            click_command.make_context(name, list(args))
+        if (before and producer is None) or real_download:
+            typer.main.get_command(app).commands[name].make_context(name, args)
             continue
-        feed = None
-        if at > 0:
-            producer = " | ".join(shlex.join(s) for s in command[:at])
-            feed = subprocess.run(["bash", "-c", producer], cwd=cwd, capture_output=True, check=True).stdout
+        feed = (
+            subprocess.run(["bash", "-c", producer], cwd=cwd, capture_output=True, check=True).stdout
+            if producer
+            else None
+        )
         with pytest.MonkeyPatch.context() as patch:
             patch.chdir(cwd)
             result = runner.invoke(app, [name, *args, *tiny_substitutes(name, args)], input=feed)
@@ -134,9 +134,8 @@ def check_example(line: str, cwd: Path) -> Path:
 
 
 @pytest.fixture
-def sandbox(tmp_path, tmp_path_factory, monkeypatch):
+def sandbox(tmp_path, shared_cache):
     """Every file the examples name; the tiny models are built once per session."""
-    monkeypatch.setenv("FASEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "docs-cache"))
     box = tmp_path / "sandbox"
     for name in ("photo.jpg", "photos/a.jpg", "photos/sub/b.png", "shots/c.png", "docs/example.jpg"):
         (box / name).parent.mkdir(parents=True, exist_ok=True)

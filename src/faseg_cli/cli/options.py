@@ -57,7 +57,7 @@ _METAVARS = {
     "caption_model": "NAME|DIR",
     "clip_model": "NAME|DIR",
 }
-"""What the help shows as each option's value; flags show none."""
+"""What the help shows as each option's value (else the field's name in capitals); flags show none."""
 _DECLS = {
     "model": ["--model", "-m"],
     "threshold": ["--threshold", "-t"],
@@ -236,7 +236,7 @@ def _from_fields(group, panel: str) -> list:
                 f.default,
                 *_DECLS.get(f.name, ["--" + f.name.replace("_", "-")]),
                 help=HELP[f.name],
-                metavar=_METAVARS.get(f.name),
+                metavar=_METAVARS.get(f.name, None if f.type is bool else f.name.upper()),
                 rich_help_panel=panel,
                 show_default=f.name != "threshold",
             ),
