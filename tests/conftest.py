@@ -20,6 +20,15 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture
+def shared_cache(tmp_path_factory, monkeypatch):
+    """A FASEG_CACHE_DIR shared by the tests that ask for it: the generated models (tiny-random,
+    tiny-blip, tiny-clip) and CLIP text embeddings are built once per session."""
+    path = tmp_path_factory.getbasetemp() / "shared-cache"
+    monkeypatch.setenv("FASEG_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A random-weight model in the real on-disk layout (unet/, vae/, text_encoder/, tokenizer/)."""

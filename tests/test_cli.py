@@ -194,3 +194,67 @@ def test_options_checked_before_any_model_loads(run, tmp_path):
     assert result.exit_code == 2 and "candidate source 'magic'" in result.stderr and "Using" not in result.stderr
     result = runner.invoke(app, ["segment", "a.png", "--classes", "dog", "--device", "cuda:x"])
     assert result.exit_code == 2 and "cuda:x" in result.stderr
+
+
+def test_nul_separated_stdin(run, tmp_path):
+    for name in ("p.png", "q r.png"):
+        imagefiles.rgb(tmp_path / name)
+    result = run("segment", "-", "-0", "--classes", "cat", input="p.png\0q r.png\0")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["faseg-out/p.png", "faseg-out/q r.png"]
+    result = run("segment", "-", "--classes", "cat", input="p.png\0q r.png\0")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("error:") and "--null" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_closed_stdout_pipe_ends_the_run_quietly(tiny_model_dir, tmp_path):
+    """As `faseg segment ... | head -1` once head has exited: the reader of stdout is gone."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("a.png", "b.png", "c.png"):
+        imagefiles.rgb(tmp_path / name)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    command = ["segment", "a.png", "b.png", "c.png", "--classes", "dog", "--model", str(tiny_model_dir)]
+    done = subprocess.run(
+        [sys.executable, "-m", "faseg_cli", *command, "--resolution", str(TEST_RESOLUTION)],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+    )
+    os.close(write_end)
+    assert done.returncode == 141
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr and "error" not in done.stderr
+    assert "Segmented" not in done.stderr
+    assert sorted(os.listdir(tmp_path / "faseg-out")) == ["a.png"]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_keeps_only_warnings_and_errors(run, tmp_path, where):
+    imagefiles.rgb(tmp_path / "a.png")
+    args = ["segment", "a.png", "missing.png", "--classes", "dog"]
+    result = run(*(["-q", *args] if where == "before" else [*args, "-q"]))
+    assert result.exit_code == 1 and result.stdout.splitlines() == ["faseg-out/a.png"]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: missing.png")
+
+
+@pytest.mark.parametrize("name", sorted(info.name for info in app.registered_commands))
+def test_every_command_accepts_quiet_after_its_name(name):
+    result = runner.invoke(app, [name, "--help"])
+    assert "--quiet" in result.stdout and "-q" in result.stdout
+
+
+def test_tiny_model_brings_tiny_candidate_models(tmp_path, shared_cache):
+    imagefiles.rgb(tmp_path / "a.png")
+    args = ["segment", "a.png", "--vocab", "voc", "--caption", "auto", "-m", "tiny-random", "--resolution", "64"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert "candidates come from tiny-blip and tiny-clip" in result.stderr
+    assert "Loaded CLIP" in result.stderr and "Loaded BLIP" in result.stderr
+    result = runner.invoke(app, [*args, "--clip-model", "clip"])
+    assert result.exit_code == 1 and "from tiny-blip (random" in result.stderr
+    assert "pass --clip-model with a local directory" in result.stderr.splitlines()[-1]

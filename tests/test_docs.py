@@ -1,24 +1,206 @@
-"""Every command answers --help and is documented; the README's commands stay true."""
+"""Every command answers --help with examples and is documented; every example in the help and the docs runs.
 
+Examples are the ``$ ...`` lines of each help page and the command lines of the
+``bash``/``console`` blocks of README.md and docs/*.md that call faseg. Each is checked
+in one of two ways:
+
+- run: in a sandbox that holds every file the examples name (photo.jpg, photos/,
+  shots/, synthetic datasets under data/ from tests/dataset_builders.py, per-image
+  class and caption files, another method's masks), with the weights swapped for the
+  tiny random-weight models: ``-m tiny-random --resolution 64`` where the diffusion
+  model runs and no model is named (tiny-blip and tiny-clip come with it), and
+  ``--caption-model tiny-blip --clip-model tiny-clip`` for ``faseg candidates``. It
+  must exit with 0. The examples of one help page or code block run in order in one
+  sandbox, so a later one reads what an earlier one wrote; ``cd`` moves within the
+  sandbox, a program piped into faseg (``find ... |``) runs in the shell, a program
+  faseg pipes into (``| jq``) is left out, ``> FILE`` writes faseg's stdout there.
+- parse only: examples that need the real weights from the network (``faseg download``
+  of a registered real model), several processes (``torchrun``, ``accelerate
+  launch``) or run until stopped (``faseg serve``; tests/test_serve.py runs it): the
+  command line must parse (the options exist, the values convert).
+
+Synopsis lines (``faseg segment INPUT... [options]``) are neither.
+"""
+
+import re
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 import typer
+from PIL import Image
 from typer.testing import CliRunner
 
 from faseg_cli.cli import app
+from faseg_cli.cli.help import EXAMPLES_TITLE, PROMPT
+from tests import dataset_builders, imagefiles
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = sorted(info.name for info in app.registered_commands)
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TINY = {"tiny-random", "tiny-blip", "tiny-clip"}
+runner = CliRunner()
+
+
+def help_text(*args: str, columns: int = 80) -> str:
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def help_examples(name: str, columns: int = 80) -> list[str]:
+    """The example command lines of a command's help page."""
+    lines = [line.strip() for line in help_text(name, columns=columns).split(EXAMPLES_TITLE, 1)[-1].splitlines()]
+    return [line[len(PROMPT) :] for line in lines if line.startswith(PROMPT)]
+
+
+def doc_blocks() -> dict[str, list[str]]:
+    """The faseg command lines (and ``cd`` lines) of every bash/console block, by ``file:line``."""
+    blocks = {}
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"```(?:bash|console)\n(.*?)```", text, re.S):
+            lines = [line.removeprefix("$ ") for line in match.group(1).replace("\\\n", " ").splitlines()]
+            lines = [line for line in lines if re.search(r"(^|[|&;]\s*|-m )faseg(_cli)?\s", line) or line[:3] == "cd "]
+            if any("faseg" in line for line in lines):
+                blocks[f"{path.name}:{text[: match.start()].count(chr(10)) + 1}"] = lines
+    return blocks
+
+
+def synopsis(line: str) -> bool:
+    """A line that shows a command's form (``INPUT...``, ``[options]``), not a command."""
+    command = line.split(" #")[0]
+    return "[" in command or any(re.fullmatch(r"[A-Z][A-Z_]+(\.\.\.)?", word) for word in command.split())
+
+
+FASEG = re.compile(r"(?:^|\s)faseg(?:_cli)?\s")
+
+
+def faseg_stage(text: str) -> tuple[str, list[str], str | None]:
+    """Split a command at its faseg call: (what comes before it, faseg's arguments, its ``>`` target)."""
+    call = FASEG.search(text)
+    lexer = shlex.shlex(text[call.end() :], posix=True, punctuation_chars="|>")
+    lexer.whitespace_split = True
+    args, target = [], None
+    for token in lexer:
+        if token == "|":
+            break
+        if token == ">":
+            target = next(lexer)
+        else:
+            args.append(token)
+    return text[: call.start()].strip(), args, target
+
+
+def tiny_substitutes(name: str, args: list[str]) -> list[str]:
+    """The options that swap the real weights for the tiny models (see the module docstring)."""
+    given = set(args)
+    extra = []
+    if name in ("segment", "attention") or (name == "eval" and "--predictions" not in given):
+        extra += [] if given & {"-m", "--model"} else ["-m", "tiny-random"]
+        extra += [] if "--resolution" in given else ["--resolution", "64"]
+    if name == "candidates":
+        extra += [] if "--caption-model" in given else ["--caption-model", "tiny-blip"]
+        extra += [] if "--clip-model" in given else ["--clip-model", "tiny-clip"]
+    return extra
+
+
+def check_example(line: str, cwd: Path) -> Path:
+    """Run (or parse) one example line in ``cwd``; returns the working directory after it."""
+    for text in re.split(r"&&|;", line):
+        if text.split()[:1] == ["cd"]:
+            cwd = cwd / text.split()[1]
+            continue
+        if not FASEG.search(text):
+            continue
+        before, (name, *args), target = faseg_stage(text)
+        producer = before.removesuffix("|") if before.endswith("|") else None
+        real_download = name == "download" and not (args and set(args) <= TINY)
+        if (before and producer is None) or real_download or name == "serve":
+            typer.main.get_command(app).commands[name].make_context(name, args)
+            continue
+        feed = (
+            subprocess.run(["bash", "-c", producer], cwd=cwd, capture_output=True, check=True).stdout
+            if producer
+            else None
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(cwd)
+            result = runner.invoke(app, [name, *args, *tiny_substitutes(name, args)], input=feed)
+        assert result.exit_code == 0, f"{line}\n{result.stderr}"
+        if target is not None:
+            (cwd / target).write_text(result.stdout, encoding="utf-8")
+    return cwd
+
+
+@pytest.fixture
+def sandbox(tmp_path, shared_cache):
+    """Every file the examples name; the tiny models are built once per session."""
+    box = tmp_path / "sandbox"
+    for name in ("photo.jpg", "photos/a.jpg", "photos/sub/b.png", "shots/c.png", "docs/example.jpg"):
+        (box / name).parent.mkdir(parents=True, exist_ok=True)
+        imagefiles.rgb(box / name, 40, 30)
+    data = box / "data"
+    voc = dataset_builders.build_voc(data)
+    dataset_builders.build_context(data)
+    dataset_builders.build_coco(data / "coco_stuff164k")
+    ade = dataset_builders.build_ade(data / "ade")
+    (box / "dataset").symlink_to("data")
+    (box / "candidate_classes_voc.json").write_text(str({i: "person dog" for i in voc.ids}).replace("'", '"'))
+    (box / "caption_voc_blip1.json").write_text(str({i: "a man and his dog" for i in voc.ids}).replace("'", '"'))
+    (box / "other-method").mkdir()
+    for sample_id, label in ade.raw_labels.items():
+        Image.fromarray(label).save(box / "other-method" / f"{sample_id}.png")
+    return box
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_command_has_help_and_docs(name):
-    result = CliRunner().invoke(app, [name, "--help"])
-    assert result.exit_code == 0 and "Usage" in result.stdout
-    command = typer.main.get_command(app).commands[name]
-    assert command.help, f"{name} has no docstring"
+def test_command_has_help_examples_and_docs(name):
+    text = help_text(name)
+    assert "Usage" in text and EXAMPLES_TITLE in text
+    assert 2 <= len(help_examples(name)) <= 4
+    assert help_examples(name) == help_examples(name, columns=200), "an example is wrapped in an 80-column terminal"
+    assert typer.main.get_command(app).commands[name].help, f"{name} has no docstring"
     assert f"## faseg {name}" in (ROOT / "docs" / "usage.md").read_text()
+
+
+@pytest.mark.parametrize("args", [[], *[[name] for name in COMMANDS]])
+def test_help_labels_are_plain(args):
+    """Typer's own labels (``<bool>``, ``<list[str]>``, ``{inputs}...``) are replaced by metavars."""
+    text = help_text(*args)
+    assert not re.search(r"<(bool|str|int|float|path|list)", text)
+    usage = next(line for line in text.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "<" not in usage
+
+
+def test_eval_help_states_each_datasets_threshold():
+    from faseg_cli.datasets import dataset_names, get_dataset
+
+    text = " ".join(help_text("eval").split())
+    stated = re.search(r"dataset's \(context ([\d.]+), coco-object ([\d.]+), the others ([\d.]+)\)", text)
+    assert stated, "eval --help no longer states the per-dataset thresholds"
+    context, coco, others = map(float, stated.groups())
+    expected = {"context": context, "coco-object": coco}
+    assert {n: get_dataset(n).threshold for n in dataset_names()} == {
+        n: expected.get(n, others) for n in dataset_names()
+    }
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_examples_run(name, sandbox):
+    cwd = sandbox
+    for line in help_examples(name):
+        cwd = check_example(line, cwd)
+
+
+@pytest.mark.parametrize("where", sorted(doc_blocks()))
+def test_docs_examples_run(where, sandbox):
+    lines = doc_blocks()[where]
+    cwd = sandbox
+    for line in lines:
+        if not synopsis(line):
+            cwd = check_example(line, cwd)
 
 
 def test_readme_quickstart_and_changelog():

@@ -36,6 +36,24 @@ def test_folders_files_globs_and_stdin(tree):
     assert [str(i.path) for i in collect_inputs(["-"], stdin=stdin).items] == ["a/x.jpg", "b/x.jpg"]
 
 
+def test_nul_separated_stdin_keeps_names_verbatim(tree):
+    (tree / " odd\nname.jpg").write_bytes(b"")
+    stdin = io.BytesIO(b"a/x.jpg\0 odd\nname.jpg\0\0b/x.jpg\0")
+    found = collect_inputs(["-"], stdin=io.TextIOWrapper(stdin), null=True)
+    assert [str(i.path) for i in found.items] == ["a/x.jpg", " odd\nname.jpg", "b/x.jpg"]
+
+
+def test_nul_byte_without_null_is_a_usage_error(tree):
+    with pytest.raises(UsageError, match="-0/--null"):
+        collect_inputs(["-"], stdin=io.StringIO("a/x.jpg\0b/x.jpg\0"))
+
+
+def test_undecodable_file_names_on_stdin_are_kept(tree):
+    name = os.fsdecode(b"caf\xe9.jpg")
+    stdin = io.TextIOWrapper(io.BytesIO(b"caf\xe9.jpg\n"), encoding="utf-8")
+    assert [str(i.path) for i in collect_inputs(["-"], stdin=stdin).items] == [name]
+
+
 def test_missing_inputs_and_empty_patterns_are_errors_not_exceptions(tree):
     (tree / "gone.jpg").symlink_to(tree / "nowhere.jpg")
     stdin = io.StringIO("a/y.png\nmissing-too.png\n")

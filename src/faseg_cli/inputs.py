@@ -1,5 +1,8 @@
 """Expand command-line inputs into image files: files, folders, glob patterns, ``-`` for stdin.
 
+Paths on stdin are one per line, or NUL-separated with ``null`` (``find -print0``, as
+``xargs -0`` reads them); file names are decoded as the OS does (undecodable bytes kept).
+
 Explicitly named files are always attempted (a bad one is an error for that input),
 but one that does not exist is reported here, before any model loads; files found
 inside folders or by patterns are skipped with a note when their extension is not an
@@ -9,10 +12,12 @@ image format.
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from faseg_cli.errors import UsageError
 from faseg_cli.images import image_extensions
 
 GLOB_CHARS = frozenset("*?[")
@@ -33,8 +38,13 @@ class CollectedInputs:
     notes: list[str] = field(default_factory=list)
 
 
-def collect_inputs(args: list[str], recursive: bool = False, stdin: TextIO | None = None) -> CollectedInputs:
-    """Expand ``args`` in order, dropping duplicates; problems are reported, not raised."""
+def collect_inputs(
+    args: list[str], recursive: bool = False, stdin: TextIO | None = None, null: bool = False
+) -> CollectedInputs:
+    """Expand ``args`` in order, dropping duplicates; problems with inputs are reported, not raised.
+
+    A NUL byte on stdin without ``null`` is a usage error: its paths cannot be told apart.
+    """
     found = CollectedInputs()
     seen: set[Path] = set()
     extensions = image_extensions()
@@ -53,10 +63,8 @@ def collect_inputs(args: list[str], recursive: bool = False, stdin: TextIO | Non
 
     for arg in args:
         if arg == "-":
-            lines = stdin.read().splitlines() if stdin is not None else []
-            for line in lines:
-                if line.strip():
-                    add_named(Path(line.strip()))
+            for path in stdin_paths(stdin, null):
+                add_named(Path(path))
             continue
         path = Path(arg).expanduser()
         if path.is_dir():
@@ -73,6 +81,20 @@ def collect_inputs(args: list[str], recursive: bool = False, stdin: TextIO | Non
             for image in images:
                 add(InputItem(image))
     return found
+
+
+def stdin_paths(stdin: TextIO | None, null: bool) -> list[str]:
+    """The paths listed on ``stdin``: NUL-separated and verbatim with ``null``, else one per
+    line with surrounding whitespace trimmed; empty entries are dropped."""
+    if stdin is None:
+        return []
+    buffer = getattr(stdin, "buffer", None)
+    text = os.fsdecode(buffer.read()) if buffer is not None else stdin.read()
+    if null:
+        return [path for path in text.split("\0") if path]
+    if "\0" in text:
+        raise UsageError("paths on stdin contain NUL bytes: add -0/--null to read NUL-separated paths (find -print0)")
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _add_folder(folder: Path, recursive: bool, extensions, add, found: CollectedInputs) -> None:

@@ -21,12 +21,11 @@ from faseg_cli.registry import MODELS, Component, ModelSource, lookup, suggest
 log = logging.getLogger("faseg")
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
+_OPTION = {"blip": "--caption-model", "clip": "--clip-model"}
+"""The command-line option choosing a model of each layout (``--model`` for the diffusion model)."""
 
 PROBE_TIMEOUT = 10.0
 """Seconds the Hub may take to answer the lookup before faseg says it cannot be reached."""
-
-_OPTION = {"blip": "--caption-model", "clip": "--clip-model"}
-"""The command-line option that picks a model of each layout (``--model`` for the diffusion model)."""
 
 
 def cache_dir() -> Path:

@@ -6,10 +6,13 @@ import typer
 
 from faseg_cli import __version__
 from faseg_cli.cli.console import configure_logging
+from faseg_cli.cli.help import Command, Group
+from faseg_cli.cli.options import HELP, quiet_option
 
 app = typer.Typer(
     name="faseg",
     help="Segment images by free-text class names with FA-Seg: fast, training-free, open-vocabulary.",
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -28,21 +31,26 @@ def root(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=HELP["quiet"]),
 ) -> None:
     """Global options."""
     configure_logging(quiet)
 
 
 def _register() -> None:
+    """Register every command with its examples, each accepting -q/--quiet after its name too."""
     from faseg_cli.cli import attention, candidates, download, evaluate, segment, serve
 
-    app.command("segment")(segment.segment)
-    app.command("candidates")(candidates.candidates_command)
-    app.command("attention")(attention.attention)
-    app.command("eval")(evaluate.evaluate)
-    app.command("download")(download.download)
-    app.command("serve")(serve.serve)
+    commands = {
+        "segment": (segment.segment, segment.EXAMPLES),
+        "candidates": (candidates.candidates_command, candidates.EXAMPLES),
+        "attention": (attention.attention, attention.EXAMPLES),
+        "eval": (evaluate.evaluate, evaluate.EXAMPLES),
+        "download": (download.download, download.EXAMPLES),
+        "serve": (serve.serve, serve.EXAMPLES),
+    }
+    for name, (command, examples) in commands.items():
+        app.command(name, cls=Command, epilog=examples)(quiet_option(command))
 
 
 _register()

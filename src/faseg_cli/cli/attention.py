@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from faseg_cli.cli.console import guarded, print_result
+from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import (
     BatchOptions,
     CandidateOptions,
@@ -25,26 +26,38 @@ from faseg_cli.cli.segment import (
     segment_jobs,
 )
 
+EXAMPLES = examples(
+    ("attention maps and heat maps of two classes", "faseg attention photo.jpg --classes dog,person"),
+    (
+        "without the self-attention refinement, into another folder",
+        "faseg attention photo.jpg --classes dog --no-refine -o attention-no-hard",
+    ),
+)
+
 
 @guarded
 @batch_options("faseg-attention", "folder paths")
 @candidate_options
 @engine_options
 def attention(
-    classes: Optional[str] = typer.Option(None, "--classes", "-c", help=CLASSES_HELP),
-    classes_from: Optional[Path] = typer.Option(None, "--classes-from", help="Per-image class lists (see segment)."),
-    caption: Optional[str] = typer.Option(None, "--caption", help=CAPTION_HELP),
-    captions_from: Optional[Path] = typer.Option(None, "--captions-from", help="Per-image captions (see segment)."),
+    classes: Optional[str] = typer.Option(None, "--classes", "-c", metavar="NAMES", help=CLASSES_HELP),
+    classes_from: Optional[Path] = typer.Option(
+        None, "--classes-from", metavar="FILE", help="Per-image class lists (see segment)."
+    ),
+    caption: Optional[str] = typer.Option(None, "--caption", metavar="TEXT", help=CAPTION_HELP),
+    captions_from: Optional[Path] = typer.Option(
+        None, "--captions-from", metavar="FILE", help="Per-image captions (see segment)."
+    ),
     batch: BatchOptions = None,
     candidates: CandidateOptions = None,
     engine: EngineOptions = None,
 ) -> None:
     """Write the attention maps of each image: <name>/attention.npz and one heat-map grid per class.
 
-    The arrays are exactly those `faseg segment` computes its mask from: cross- and
-    self-attention per resolution, fused, refined and final scores. Classes and
-    captions are chosen as in `faseg segment`. The folder path per image goes to
-    stdout (JSON lines with --json).
+    The arrays are exactly those `faseg segment` computes its mask from: cross-
+    and self-attention per resolution, fused, refined and final scores. Classes
+    and captions are chosen as in `faseg segment`. The folder path per image
+    goes to stdout (JSON lines with --json).
     """
     from faseg_cli.attention_dump import attention_arrays
     from faseg_cli.cli.runner import run_image_command

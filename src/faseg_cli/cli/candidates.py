@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from faseg_cli.cli.console import guarded, note, print_result
+from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import (
     BatchOptions,
     CandidateOptions,
@@ -17,6 +18,19 @@ from faseg_cli.cli.options import (
 )
 from faseg_cli.errors import UsageError
 
+EXAMPLES = examples(
+    ("the COCO classes one image shows, as a JSON line", "faseg candidates photo.jpg --vocab coco"),
+    ("candidates for a folder, saved for segment", "faseg candidates photos/ --vocab voc > candidates.jsonl"),
+    (
+        "segment with them",
+        "faseg segment photos/ --vocab voc --classes-from candidates.jsonl",
+    ),
+    (
+        "TagCLIP alone, for paths on stdin",
+        "ls photos/*.jpg | faseg candidates - --vocab voc --candidate-source tagclip",
+    ),
+)
+
 
 @guarded
 @batch_options(None, "")
@@ -24,21 +38,29 @@ from faseg_cli.errors import UsageError
 @device_options
 def candidates_command(
     captions_from: Optional[Path] = typer.Option(
-        None, "--captions-from", help="Use these captions instead of BLIP's: JSON lines or {image_id: 'caption'}."
+        None,
+        "--captions-from",
+        metavar="FILE",
+        help="Use these captions instead of BLIP's: JSON lines or {image_id: 'caption'}.",
     ),
     save_classes: Optional[Path] = typer.Option(
-        None, "--save-classes", help="Also write {image_id: 'cls cls'} (the format published with FA-Seg)."
+        None,
+        "--save-classes",
+        metavar="FILE",
+        help="Also write {image_id: 'cls cls'} (the format published with FA-Seg).",
     ),
-    save_captions: Optional[Path] = typer.Option(None, "--save-captions", help="Also write {image_id: 'caption'}."),
+    save_captions: Optional[Path] = typer.Option(
+        None, "--save-captions", metavar="FILE", help="Also write {image_id: 'caption'}."
+    ),
     batch: BatchOptions = None,
     candidates: CandidateOptions = None,
     devices: DeviceOptions = None,
 ) -> None:
     """Propose candidate classes for each image from a vocabulary (--vocab is required).
 
-    Prints one JSON object per image on stdout: image, caption, candidates (in the
-    vocabulary's spelling and order), the TagCLIP labels, the caption matches and
-    every class's TagCLIP score. The output can be fed back with
+    Prints one JSON object per image on stdout: image, caption, candidates (in
+    the vocabulary's spelling and order), the TagCLIP labels, the caption
+    matches and every class's TagCLIP score. The output can be fed back with
     `faseg segment --classes-from` and `--captions-from`.
     """
     from faseg_cli.candidates import save_class_lists
@@ -57,7 +79,7 @@ def candidates_command(
         return load_image(path), captions.get(path) if captions is not None else None
 
     def prepare():
-        generator = candidates.generator(devices, captions_given=captions is not None)
+        generator = candidates.for_model(None).generator(devices, captions_given=captions is not None)
         return lambda items: generator.generate(
             [image for image, _ in items], [c for _, c in items] if captions else None
         )

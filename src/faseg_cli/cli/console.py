@@ -2,13 +2,16 @@
 
 Results go to stdout as plain text; progress, notes and errors go to stderr through
 rich, which drops colours and animation when stderr is not a terminal. Expected
-failures become one ``error:`` line and an exit code, never a traceback.
+failures become one ``error:`` line and an exit code, never a traceback. Quiet mode
+(the ``faseg`` logger at WARNING) keeps only warnings and errors: no notes, summaries
+or progress.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -19,6 +22,8 @@ from rich.console import Console
 from faseg_cli.errors import FasegError
 
 INTERRUPTED = 130
+BROKEN_PIPE = 141
+"""Exit status when stdout's reader goes away (``| head``): 128 + SIGPIPE, as the shell reports for ``cat``."""
 
 
 _live: list = []
@@ -67,7 +72,7 @@ def progress_bar(extra: str | None = None, show: bool = True):
     columns += [progress.TextColumn(extra)] if extra else []
     columns += [progress.TimeElapsedColumn(), progress.TimeRemainingColumn()]
     console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-    visible = show and console.is_terminal
+    visible = show and not quiet() and console.is_terminal
     options = {"console": console, "disable": not visible, "redirect_stdout": False, "redirect_stderr": False}
     with progress.Progress(*columns, **options) as bar:
         if visible:
@@ -79,8 +84,15 @@ def progress_bar(extra: str | None = None, show: bool = True):
                 _live.pop()
 
 
-def note(message: str) -> None:
-    stderr().print(message, markup=False)
+def quiet() -> bool:
+    """True in quiet mode: only warnings and errors reach stderr."""
+    return not logging.getLogger("faseg").isEnabledFor(logging.INFO)
+
+
+def note(message) -> None:
+    """Print an informational message or rich renderable on stderr, unless quiet."""
+    if not quiet():
+        stderr().print(message, markup=False)
 
 
 def error(message: str) -> None:
@@ -114,8 +126,20 @@ def configure_logging(quiet: bool) -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="(diffusers|transformers|torch|huggingface_hub)")
 
 
+def _discard_stdout() -> None:
+    """Point the stdout file descriptor at the null device, so that the interpreter's final
+    flush of what is still buffered cannot fail (the Python docs' advice for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def guarded(func):
-    """Run a command body, turning expected failures and Ctrl-C into one line and an exit code."""
+    """Run a command body, turning expected failures and Ctrl-C into one line and an exit code.
+
+    A closed stdout (``faseg segment ... | head -1``) ends the run at once and silently,
+    as it ends Unix tools: files already written are complete.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -127,5 +151,8 @@ def guarded(func):
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(INTERRUPTED) from None
+        except BrokenPipeError:
+            _discard_stdout()
+            raise typer.Exit(BROKEN_PIPE) from None
 
     return wrapper

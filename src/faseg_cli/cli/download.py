@@ -5,13 +5,20 @@ from __future__ import annotations
 import typer
 
 from faseg_cli.cli.console import guarded
+from faseg_cli.cli.help import examples
 from faseg_cli.registry import MODELS
+
+EXAMPLES = examples(
+    ("the diffusion model (about 4.4 GB)", "faseg download"),
+    ("BLIP and CLIP, for --vocab and --caption auto (about 2.5 GB)", "faseg download blip clip"),
+    ("every registered model", "faseg download all"),
+)
 
 
 @guarded
 def download(
     models: list[str] = typer.Argument(
-        None, help=f"Models to fetch: {', '.join(MODELS)}, a hub id, or 'all'. Default: diffusion."
+        None, metavar="MODEL...", help=f"Models to fetch: {', '.join(MODELS)}, a hub id, or 'all'. Default: diffusion."
     ),
 ) -> None:
     """Download and cache model weights so later runs work offline."""

@@ -8,22 +8,44 @@ from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar, stderr, warning
+from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar, warning
+from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import UsageError
 
 DATASETS = "voc, voc20, context, context59, coco-object, coco-stuff, ade or cityscapes"
+EXAMPLES = examples(
+    (
+        "mIoU on PASCAL VOC val with the paper's settings, results JSON in voc.json",
+        "faseg eval voc data/VOCdevkit -o voc.json",
+    ),
+    (
+        "three thresholds from the same forward passes, keeping the masks",
+        "faseg eval voc data/VOCdevkit --thresholds 0.5,0.55,0.6 --save-masks masks",
+    ),
+    (
+        "score saved masks (another method's, or these) without a model",
+        "faseg eval voc data/VOCdevkit --predictions masks/0.55",
+    ),
+    (
+        "smoke test on the first two images with the tiny random-weight model",
+        "faseg eval ade data/ade --limit 2 -m tiny-random",
+    ),
+)
 
 
 @guarded
 @candidate_options
 @engine_options
 def evaluate(
-    dataset: str = typer.Argument(..., help=f"Dataset setting: {DATASETS}."),
-    root: Path = typer.Argument(..., help="The dataset's folder or a parent of it (see docs/datasets.md)."),
+    dataset: str = typer.Argument(..., metavar="DATASET", help=f"Dataset setting: {DATASETS}."),
+    root: Path = typer.Argument(
+        ..., metavar="ROOT", help="The dataset's folder or a parent of it (see docs/datasets.md)."
+    ),
     class_lists: Optional[str] = typer.Option(
         None,
         "--candidates",
+        metavar="auto|all|gt|FILE",
         help="Class list per image: auto (BLIP + TagCLIP candidates among the dataset's classes: the method's own "
         "result; default), all (every class of the dataset), gt (the classes in each ground-truth label: an oracle "
         "that sees the answer) or a file.",
@@ -31,35 +53,46 @@ def evaluate(
     captions: Optional[str] = typer.Option(
         None,
         "--captions",
+        metavar="auto|none|FILE",
         help="Caption per image: auto (BLIP; default with --candidates auto), none ('a photo of <classes>'; "
         "default otherwise) or a file.",
     ),
     thresholds: Optional[str] = typer.Option(
-        None, "--thresholds", help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55."
+        None,
+        "--thresholds",
+        metavar="RANGE|LIST",
+        help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55.",
     ),
     predictions: Optional[Path] = typer.Option(
-        None, "--predictions", help="Score the masks <id>.png in this folder (dataset label values); no model."
+        None,
+        "--predictions",
+        metavar="DIR",
+        help="Score the masks <id>.png in this folder (dataset label values); no model.",
     ),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N samples of the split."),
+    limit: Optional[int] = typer.Option(
+        None, "--limit", min=1, metavar="N", help="Only the first N samples of the split."
+    ),
     save_masks: Optional[Path] = typer.Option(
-        None, "--save-masks", help="Write each prediction as <id>.png in the dataset's label values."
+        None, "--save-masks", metavar="DIR", help="Write each prediction as <id>.png in the dataset's label values."
     ),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the results JSON here."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the results JSON here."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that wrote --output."),
     json_output: bool = typer.Option(False, "--json", help="Print the results JSON on stdout instead of the summary."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Images per UNet pass."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, metavar="N", help="Images per UNet pass."),
     candidates: CandidateOptions = None,
     engine: EngineOptions = None,
 ) -> None:
     """Evaluate on a dataset split: per-class IoU, mIoU and pixel accuracy (paper protocol).
 
     One confusion matrix over the split; 255 ignored; predictions resized to the
-    labels' size with nearest. Each image's classes are found by BLIP + TagCLIP and it
-    is captioned by BLIP, as in the paper's main table; --candidates gt is the oracle.
-    The default threshold is the dataset's. Runs unchanged under torchrun or accelerate
-    launch (each process takes a shard). stdout: one summary line per threshold, or
-    the results JSON with --json; the per-class table goes to stderr. Exit code 0:
-    done; 1: some images failed (not scored); 2: usage error.
+    labels' size with nearest. Each image's classes are found by BLIP + TagCLIP
+    and it is captioned by BLIP, as in the paper's main table; --candidates gt is
+    the oracle. The default threshold is the dataset's (context 0.5, coco-object
+    0.6, the others 0.55). Runs unchanged under torchrun or accelerate launch (each
+    process takes a shard). stdout: one summary line per threshold, or the results
+    JSON with --json; the per-class table goes to stderr.
+
+    Exit code 0: done; 1: some images failed (not scored); 2: usage error.
     """
     from faseg_cli.datasets import get_dataset
     from faseg_cli.distributed import Workers
@@ -189,7 +222,7 @@ def _report(result, output: Optional[Path], json_output: bool) -> None:
 
     data = result.to_dict()
     for table in _tables(data):
-        stderr().print(table)
+        note(table)
     if output is not None:
         text = json.dumps(data, indent=2, allow_nan=False) + "\n"
         atomic_write(output, lambda tmp: tmp.write_text(text, "utf-8"))

@@ -6,12 +6,13 @@ signature and hands them to the command body as one object:
 - ``@engine_options`` -> ``engine: EngineOptions`` (model, device, FA-Seg settings);
 - ``@device_options`` -> ``devices: DeviceOptions`` (device and precision alone);
 - ``@candidate_options`` -> ``candidates: CandidateOptions`` (vocabulary and candidate models);
-- ``@batch_options(...)`` -> ``batch: BatchOptions`` (inputs and per-image outputs).
+- ``@batch_options(...)`` -> ``batch: BatchOptions`` (inputs and per-image outputs);
+- ``quiet_option`` adds ``-q/--quiet`` (as after ``faseg``) to every command.
 """
 
 import functools
 import inspect
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -26,7 +27,7 @@ HELP = {
     "device": "auto, cpu, cuda, cuda:N or mps. auto = CUDA, else MPS, else CPU.",
     "dtype": "auto, fp16, bf16 or fp32. auto = fp16 on GPU, fp32 on CPU.",
     "resolution": "Side of the square the image is resized to (a multiple of 64).",
-    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold}.",
+    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold}; eval: the dataset's own.",
     "flip": "Test-time flipping (average with the mirrored image).",
     "refine": "Self-attention refinement (HARD); --no-refine uses the fused cross-attention alone.",
     "inversion": "How the latent reaches the recorded timestep. ddim (default) reproduces the paper's published "
@@ -38,9 +39,28 @@ HELP = {
     "tau": "Power of the lifted self-attention affinity.",
     "vocab": "Vocabulary for candidate classes: voc, context, coco, ade, coco-stuff, cityscapes, or a file.",
     "candidate_source": "Candidates from tagclip, caption (matches of caption words) or both (their union).",
-    "caption_model": "Captioning model (BLIP): a registered name, a Hub id or a local directory.",
-    "clip_model": "CLIP model for TagCLIP and caption matching: a registered name, a Hub id or a local directory.",
+    "caption_model": "Captioning model: blip (BLIP-large), tiny-blip (random weights, for smoke tests), a Hub id or "
+    "a local directory. Default: blip; tiny-blip with --model tiny-random.",
+    "clip_model": "CLIP model for TagCLIP and caption matching: clip (ViT-B/16), tiny-clip (random weights, for "
+    "smoke tests), a Hub id or a local directory. Default: clip; tiny-clip with --model tiny-random.",
+    "quiet": "Only warnings and errors on stderr (no notes, progress or summary).",
 }
+_METAVARS = {
+    "model": "NAME|DIR",
+    "device": "DEVICE",
+    "dtype": "DTYPE",
+    "resolution": "PIXELS",
+    "threshold": "VALUE",
+    "timestep": "STEP",
+    "cross_weights": "W,W,W,W",
+    "self_weights": "W,W,W,W",
+    "tau": "N",
+    "vocab": "NAME|FILE",
+    "candidate_source": "SOURCE",
+    "caption_model": "NAME|DIR",
+    "clip_model": "NAME|DIR",
+}
+"""What the help shows as each option's value (else the field's name in capitals); flags show none."""
 _DECLS = {
     "model": ["--model", "-m"],
     "threshold": ["--threshold", "-t"],
@@ -102,12 +122,12 @@ class EngineOptions(DeviceOptions):
 
 @dataclass(frozen=True)
 class CandidateOptions:
-    """The vocabulary and the models that propose candidate classes."""
+    """The vocabulary and the models that propose candidate classes (None: the default model)."""
 
     vocab: Optional[str] = None
     candidate_source: str = "both"
-    caption_model: str = "blip"
-    clip_model: str = "clip"
+    caption_model: Optional[str] = None
+    clip_model: Optional[str] = None
 
     def __post_init__(self) -> None:
         from faseg_cli.candidates.pipeline import check_source
@@ -121,7 +141,7 @@ class CandidateOptions:
         return load_vocabulary(self.vocab) if self.vocab else None
 
     def generator(self, devices: DeviceOptions, captions_given: bool):
-        """A ``CandidateGenerator`` (BLIP is loaded only when captions are not given)."""
+        """A ``CandidateGenerator`` (BLIP is loaded only when captions are not given); see ``for_model``."""
         from faseg_cli.candidates import CandidateGenerator
 
         device, dtype = devices.resolve()
@@ -135,36 +155,63 @@ class CandidateOptions:
         )
 
     def captioner(self, devices: DeviceOptions):
-        """A BLIP ``Captioner``."""
+        """A BLIP ``Captioner``; see ``for_model``."""
         from faseg_cli.candidates import Captioner
 
         device, dtype = devices.resolve()
         return Captioner.load(self.caption_model, device, dtype)
 
-    def describe(self, source, generate: bool) -> None:
+    def for_model(self, model: str | None) -> "CandidateOptions":
+        """These options with the candidate models left unset filled in for the diffusion ``model``:
+        tiny-blip and tiny-clip go with tiny-random (so that a smoke test never downloads BLIP-large
+        and CLIP), blip and clip with any other."""
+        from faseg_cli.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP, TINY_RANDOM
+
+        tiny = model == TINY_RANDOM.name
+        return replace(
+            self,
+            caption_model=self.caption_model or (TINY_BLIP if tiny else BLIP).name,
+            clip_model=self.clip_model or (TINY_CLIP if tiny else CLIP).name,
+        )
+
+    def model_names(self) -> tuple[str | None, str | None]:
+        """``(caption_model, clip_model)``."""
+        return self.caption_model, self.clip_model
+
+    def describe(self, source, engine: EngineOptions, generate: bool) -> None:
         """Record in a ``ClassSource`` what ``attach`` would load into it (``generated_with``); loads nothing."""
         from faseg_cli.provenance import vocabulary_identity
         from faseg_cli.weights import model_identity
 
+        models = self.for_model(engine.model)
         if generate:
             captioned = self.candidate_source != "tagclip" and not source.real_captions
             source.generated_with["classes"] = {
                 "vocabulary": vocabulary_identity(self.vocabulary()),
                 "candidate_source": self.candidate_source,
-                "clip_model": model_identity(self.clip_model),
-                "caption_model": model_identity(self.caption_model) if captioned else None,
+                "clip_model": model_identity(models.clip_model),
+                "caption_model": model_identity(models.caption_model) if captioned else None,
             }
         if source.auto_captions:
-            source.generated_with["caption"] = {"auto": model_identity(self.caption_model)}
+            source.generated_with["caption"] = {"auto": model_identity(models.caption_model)}
 
-    def attach(self, source, devices: DeviceOptions, generate: bool) -> None:
+    def attach(self, source, engine: EngineOptions, generate: bool) -> None:
         """Load into a ``ClassSource`` the models it needs: the candidate generator when
         ``generate``, BLIP when captions are ``auto`` (BLIP is loaded at most once)."""
-        self.describe(source, generate)
+        from faseg_cli.cli.console import note
+        from faseg_cli.registry import TINY_RANDOM
+
+        self.describe(source, engine, generate)
+        if not generate and not source.auto_captions:
+            return
+        models = self.for_model(engine.model)
+        defaulted = [chosen for chosen, given in zip(models.model_names(), self.model_names()) if given is None]
+        if engine.model == TINY_RANDOM.name and defaulted:
+            note(f"with --model {engine.model}, candidates come from {' and '.join(defaulted)} (random weights)")
         if generate:
-            source.generator = self.generator(devices, captions_given=source.real_captions)
+            source.generator = models.generator(engine, captions_given=source.real_captions)
         if source.auto_captions:
-            source.captioner = self.captioner(devices)
+            source.captioner = models.captioner(engine)
 
 
 @dataclass(frozen=True)
@@ -174,13 +221,15 @@ class BatchOptions:
     inputs: List[str]
     output_dir: Optional[Path] = None
     recursive: bool = False
+    null: bool = False
     batch_size: int = 1
     json_lines: bool = True
     skip_existing: bool = False
 
 
-def _grouped(group, target: str, parameters: list):
-    """A decorator adding ``parameters`` to a command and passing them as ``target=group(**values)``."""
+def _grouped(group, target: Optional[str], parameters: list):
+    """A decorator adding ``parameters`` to a command and passing them as ``target=group(**values)``
+    (with ``target`` None, ``group(**values)`` is only called before the command)."""
     names = [p.name for p in parameters]
 
     def decorate(command):
@@ -190,7 +239,7 @@ def _grouped(group, target: str, parameters: list):
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
             values = group(**{name: kwargs.pop(name) for name in names})
-            return command(*args, **{target: values}, **kwargs)
+            return command(*args, **({target: values} if target else {}), **kwargs)
 
         wrapper.__signature__ = signature.replace(parameters=own + parameters)
         wrapper.__annotations__ = {p.name: p.annotation for p in own + parameters}
@@ -214,6 +263,7 @@ def _from_fields(group, panel: str) -> list:
                 f.default,
                 *_DECLS.get(f.name, ["--" + f.name.replace("_", "-")]),
                 help=HELP[f.name],
+                metavar=_METAVARS.get(f.name, None if f.type is bool else f.name.upper()),
                 rich_help_panel=panel,
                 show_default=f.name not in ("threshold", "timestep"),
             ),
@@ -227,6 +277,16 @@ device_options = _grouped(DeviceOptions, "devices", _from_fields(DeviceOptions, 
 candidate_options = _grouped(CandidateOptions, "candidates", _from_fields(CandidateOptions, "Candidate classes"))
 
 
+def _quiet(quiet: bool) -> None:
+    if quiet:
+        from faseg_cli.cli.console import configure_logging
+
+        configure_logging(quiet=True)
+
+
+quiet_option = _grouped(_quiet, None, [_param("quiet", bool, typer.Option(False, "--quiet", "-q", help=HELP["quiet"]))])
+
+
 def batch_options(output_dir: Optional[str], what: str):
     """Add the input and output options to a command, which receives them as ``batch: BatchOptions``.
 
@@ -237,21 +297,32 @@ def batch_options(output_dir: Optional[str], what: str):
         _param(
             "inputs",
             List[str],
-            typer.Argument(..., help="Image files, folders, glob patterns, or - to read paths from stdin."),
+            typer.Argument(
+                ..., metavar="INPUT...", help="Image files, folders, glob patterns, or - to read paths from stdin."
+            ),
         ),
         _param(
             "recursive",
             bool,
             typer.Option(False, "--recursive", "-r", help="Descend into subfolders of folder inputs."),
         ),
-        _param("batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, help="Images per model pass.")),
+        _param(
+            "null",
+            bool,
+            typer.Option(
+                False, "--null", "-0", help="Paths on stdin are separated by NUL characters (find -print0), not lines."
+            ),
+        ),
+        _param(
+            "batch_size", int, typer.Option(1, "--batch-size", "-b", min=1, metavar="N", help="Images per model pass.")
+        ),
     ]
     if output_dir is not None:
         params += [
             _param(
                 "output_dir",
                 Path,
-                typer.Option(Path(output_dir), "--output-dir", "-o", help="Where results are written."),
+                typer.Option(Path(output_dir), "--output-dir", "-o", metavar="DIR", help="Where results are written."),
             ),
             _param(
                 "json_lines",

@@ -138,7 +138,7 @@ def run_image_command(
         raise UsageError("- (paths on stdin) cannot be shared by several processes: give files, folders or patterns")
     if not workers.primary:
         configure_logging(quiet=True)
-    found = collect_inputs(batch.inputs, batch.recursive, sys.stdin)
+    found = collect_inputs(batch.inputs, batch.recursive, sys.stdin, batch.null)
     if workers.primary:
         for message in found.notes:
             note(message)

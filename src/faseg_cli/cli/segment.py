@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from faseg_cli.cli.console import guarded, note, print_result
+from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import (
     BatchOptions,
     CandidateOptions,
@@ -19,6 +20,22 @@ from faseg_cli.errors import UsageError
 
 CLASSES_HELP = "Comma-separated class names, e.g. dog,person."
 CAPTION_HELP = "Text prompt describing the image, or 'auto' for a BLIP caption. Default: 'a photo of' the classes."
+
+EXAMPLES = examples(
+    (
+        "one image into dog, person and background, with a coloured overlay",
+        "faseg segment photo.jpg --classes dog,person --overlay",
+    ),
+    ("a folder and its subfolders, masks into masks/", "faseg segment photos/ -r --classes cat -o masks"),
+    (
+        "classes found per image among COCO's, with a BLIP caption",
+        "faseg segment photo.jpg --vocab coco --caption auto",
+    ),
+    (
+        "paths from find (NUL-separated), one JSON line per image",
+        "find photos -name '*.jpg' -print0 | faseg segment - -0 --classes tree --json",
+    ),
+)
 
 
 def parse_class_list(text: Optional[str]) -> list:
@@ -75,7 +92,7 @@ def output_requests(source, candidates: CandidateOptions, engine: EngineOptions,
     from faseg_cli.errors import InputError
     from faseg_cli.provenance import request
 
-    candidates.describe(source, generate=source.classes is None and source.class_lists is None)
+    candidates.describe(source, engine, generate=source.classes is None and source.class_lists is None)
 
     def made_with(item):
         try:
@@ -115,13 +132,19 @@ def job_loader(source):
 @candidate_options
 @engine_options
 def segment(
-    classes: Optional[str] = typer.Option(None, "--classes", "-c", help=CLASSES_HELP),
+    classes: Optional[str] = typer.Option(None, "--classes", "-c", metavar="NAMES", help=CLASSES_HELP),
     classes_from: Optional[Path] = typer.Option(
-        None, "--classes-from", help="Per-image class lists: `faseg candidates` JSON lines or {image_id: 'cls cls'}."
+        None,
+        "--classes-from",
+        metavar="FILE",
+        help="Per-image class lists: `faseg candidates` JSON lines or {image_id: 'cls cls'}.",
     ),
-    caption: Optional[str] = typer.Option(None, "--caption", help=CAPTION_HELP),
+    caption: Optional[str] = typer.Option(None, "--caption", metavar="TEXT", help=CAPTION_HELP),
     captions_from: Optional[Path] = typer.Option(
-        None, "--captions-from", help="Per-image captions: `faseg candidates` JSON lines or {image_id: 'caption'}."
+        None,
+        "--captions-from",
+        metavar="FILE",
+        help="Per-image captions: `faseg candidates` JSON lines or {image_id: 'caption'}.",
     ),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.jpg (image, colours, legend)."),
     scores: bool = typer.Option(False, "--scores", help="Also write <name>.npz with the per-class score maps."),
@@ -131,10 +154,12 @@ def segment(
 ) -> None:
     """Segment images into classes and write label masks (palette PNGs).
 
-    Classes come from --classes (the same for every image), --vocab (candidates found
-    per image by BLIP + TagCLIP) or --classes-from (a file). Each mask has the input's
-    size: 0 is background, k the k-th class of the image's list. Mask paths go to
-    stdout (JSON lines with --json); progress and errors go to stderr.
+    Classes come from --classes (the same for every image), --vocab (candidates
+    found per image by BLIP + TagCLIP) or --classes-from (a file). Each mask has
+    the input's size: 0 is background, k the k-th class of the image's list.
+    Mask paths go to stdout (JSON lines with --json); progress and errors go to
+    stderr.
+
     Exit code 0: all done; 1: some inputs failed; 2: usage error.
     """
     from faseg_cli.cli.runner import run_image_command

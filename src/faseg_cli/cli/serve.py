@@ -5,34 +5,46 @@ import ipaddress
 import typer
 
 from faseg_cli.cli.console import guarded, note
+from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import FasegError, UsageError
 
 EXTRA = 'faseg serve needs the serve extra: pip install "faseg[serve]"'
+
+EXAMPLES = examples(
+    ("a page and API on http://127.0.0.1:7860/", "faseg serve"),
+    ("the tiny test model, another port", "faseg serve --model tiny-random --port 8000"),
+    ("vocabulary requests too (BLIP + TagCLIP load once)", "faseg serve --vocab coco"),
+)
 
 
 @guarded
 @candidate_options
 @engine_options
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; the default lets only this machine in."),
-    port: int = typer.Option(7860, "--port", "-p", min=1, max=65535, help="Port to listen on."),
-    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest accepted upload, in megabytes."),
-    max_batch: int = typer.Option(4, "--max-batch", min=1, help="Most requests per model pass."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", metavar="ADDRESS", help="Address to bind; the default lets only this machine in."
+    ),
+    port: int = typer.Option(7860, "--port", "-p", min=1, max=65535, metavar="PORT", help="Port to listen on."),
+    max_upload_mb: float = typer.Option(
+        20.0, "--max-upload-mb", metavar="MB", help="Largest accepted upload, in megabytes."
+    ),
+    max_batch: int = typer.Option(4, "--max-batch", min=1, metavar="N", help="Most requests per model pass."),
     max_wait_ms: float = typer.Option(
-        20.0, "--max-wait-ms", min=0, help="How long a model pass waits for more requests to batch."
+        20.0, "--max-wait-ms", min=0, metavar="MS", help="How long a model pass waits for more requests to batch."
     ),
     candidates: CandidateOptions = None,
     engine: EngineOptions = None,
 ) -> None:
     """Serve FA-Seg over HTTP: a page at / and the API POST /segment, GET /health.
 
-    The model (and with --vocab the candidate models) loads once. POST /segment takes a
-    multipart form: image (file), classes (dog,person) or vocab (automatic
-    candidates), optional caption, threshold and overlay=1; it answers JSON with the
-    classes, fractions, seconds, settings and the mask as a base64 palette PNG, the same
-    mask `faseg segment` writes. Requests are run one model pass at a time, those
-    arriving together in one batch. Binds to 127.0.0.1 unless --host says otherwise.
+    The model (and with --vocab the candidate models) loads once. POST /segment
+    takes a multipart form: image (file), classes (dog,person) or vocab (automatic
+    candidates), optional caption, threshold and overlay=1; it answers JSON with
+    the classes, fractions, seconds, settings and the mask as a base64 palette
+    PNG, the same mask `faseg segment` writes. Requests run one model pass at a
+    time, those arriving together in one batch. Binds to 127.0.0.1 unless --host
+    says otherwise.
     """
     _check_extra()
     if max_upload_mb <= 0:
@@ -48,8 +60,9 @@ def serve(
     segmenter = engine.load(engine.settings())
     device, dtype = engine.resolve()
     vocabularies = builtin_names() + ([candidates.vocab] if candidates.vocab else [])
+    chosen = candidates.for_model(engine.model)
     models = CandidateModels(
-        vocabularies, candidates.candidate_source, candidates.clip_model, candidates.caption_model, device, dtype
+        vocabularies, chosen.candidate_source, chosen.clip_model, chosen.caption_model, device, dtype
     )
     if candidates.vocab:
         models.generator(candidates.vocab)
