@@ -134,7 +134,12 @@ def has_glyph(file: str, char: str) -> bool:
 
 
 def font_for(text: str, size: int) -> ImageFont.FreeTypeFont:
-    """The first font (in ``font_files`` order) with every glyph of ``text``, at ``size`` pixels.
+    """The font ``font_file_for(text)`` at ``size`` pixels (Pillow's built-in if that cannot be read)."""
+    return load(font_file_for(text), size) or load(BUILTIN, size)
+
+
+def font_file_for(text: str) -> str:
+    """The first font file (in ``font_files`` order) with every glyph of ``text``.
 
     When no font has them all: the one with most, after one warning per script that
     no font has.
@@ -145,11 +150,11 @@ def font_for(text: str, size: int) -> ImageFont.FreeTypeFont:
     for file in files:
         missing = {c for c in chars if not has_glyph(file, c)}
         if not missing:
-            return load(file, size)
+            return file
         if len(missing) < len(best_missing):
             best, best_missing = file, missing
     _warn_missing({c for c in best_missing if not any(has_glyph(f, c) for f in files)})
-    return load(best, size) or load(BUILTIN, size)
+    return best
 
 
 def script(char: str) -> str:
