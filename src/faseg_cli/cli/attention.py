@@ -59,7 +59,10 @@ def attention(
 
     def emit(entry, job, result, seconds):
         item, plan = entry
-        grids = {f"{k + 1:02d}-{name}": class_grid(job.image, result, k) for k, name in enumerate(result.classes)}
+        grids = {
+            f"{k + 1:02d}-{name}": class_grid(job.image, result, k, threshold=settings.threshold)
+            for k, name in enumerate(result.classes)
+        }
         write_attention(plan.files["attention"], attention_arrays(result, settings), grids)
         folder = plan.files["attention"]
         print_result(json_record(item, plan.files, result, seconds) if batch.json_lines else str(folder))
