@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from faseg_cli.errors import OutputError, UsageError
 from faseg_cli.inputs import InputItem
+from faseg_cli.overlay import overlay_image
 from faseg_cli.palette import voc_colormap
 from faseg_cli.provenance import npz_arrays, png_info
 
@@ -137,32 +138,6 @@ def write_scores(path: Path, scores: np.ndarray, classes: list[str], record: str
             np.savez_compressed(handle, **arrays, **npz_arrays(record))
 
     atomic_write(path, save)
-
-
-def overlay_image(image: Image.Image, labels: np.ndarray, classes: list[str], alpha: float = 0.5) -> Image.Image:
-    """The image blended with the label colours, with a legend of the classes present."""
-    colors = voc_colormap()
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    tinted = np.where(labels[..., None] > 0, (1 - alpha) * base + alpha * colors[labels], base)
-    out = Image.fromarray(tinted.astype(np.uint8))
-    present = [k for k in range(1, len(classes) + 1) if (labels == k).any()]
-    if not present:
-        return out
-    size = max(12, min(out.width, out.height) // 30)
-    font = ImageFont.load_default(size=size)
-    draw = ImageDraw.Draw(out)
-    pad, y = size // 3, size // 3
-    for k in present:
-        share = 100 * float((labels == k).mean())
-        text = f"{classes[k - 1]} {share:.0f}%"
-        width = draw.textlength(text, font=font)
-        draw.rectangle([pad, y, pad * 3 + size + width, y + size + pad], fill=(0, 0, 0))
-        draw.rectangle(
-            [pad * 2, y + pad // 2, pad * 2 + size, y + pad // 2 + size], fill=tuple(int(c) for c in colors[k])
-        )
-        draw.text((pad * 3 + size, y + pad // 2), text, fill=(255, 255, 255), font=font)
-        y += size + pad * 2
-    return out
 
 
 def overlay_jpeg(image: Image.Image, labels: np.ndarray, classes: list[str], record: str | None = None) -> bytes:

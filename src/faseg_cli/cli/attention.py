@@ -74,7 +74,10 @@ def attention(
 
     def emit(entry, job, result, seconds):
         item, plan = entry
-        grids = {f"{k + 1:02d}-{name}": class_grid(job.image, result, k) for k, name in enumerate(result.classes)}
+        grids = {
+            f"{k + 1:02d}-{name}": class_grid(job.image, result, k, threshold=settings.threshold)
+            for k, name in enumerate(result.classes)
+        }
         folder = plan.files["attention"]
         write_attention(folder, attention_arrays(result, settings), grids, output_record(plan, result, source))
         print_result(json_record(item, plan.files, result, seconds, settings) if batch.json_lines else str(folder))
