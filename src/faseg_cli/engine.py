@@ -53,6 +53,8 @@ class Segmentation:
     """``(K, R, R)`` float32 class scores after flipping back, at the processing resolution."""
     prompt: str
     maps: AttentionMaps | None = None
+    background: torch.Tensor | None = None
+    """NACLIP: ``(H, W)`` bool, pixels its background queries win (background at every threshold)."""
 
     def fractions(self) -> dict[str, float]:
         """Share of the image's pixels per label, background first."""
@@ -63,6 +65,8 @@ class Segmentation:
 class Segmenter:
     """Segments images by class names with one UNet pass per batch."""
 
+    method = "fa-seg"
+
     def __init__(self, model: DiffusionModel, settings: FasegSettings | None = None, timer=None) -> None:
         """``timer``, if given, is called as ``with timer(stage):`` around each stage (see ``timing.StageTimer``)."""
         self.model = model
@@ -72,13 +76,23 @@ class Segmenter:
     @classmethod
     def load(
         cls,
-        model: str = "diffusion",
+        model: str | None = None,
         *,
         device: str = "auto",
         dtype: str = "auto",
         settings: FasegSettings | None = None,
+        method: str = "fa-seg",
     ) -> Segmenter:
-        """Resolve (download if needed) and load ``model``: a registered name, hub id or local directory."""
+        """Resolve (download if needed) and load ``model``: a registered name, hub id or local directory.
+
+        ``method="naclip"`` loads a CLIP model (default ``clip``) into a ``NaclipSegmenter``
+        instead, with the same ``segment_batch`` and ``Segmentation`` results.
+        """
+        if method != cls.method:
+            from faseg_cli.naclip.segmenter import load_method
+
+            return load_method(method, model, device=device, dtype=dtype, settings=settings)
+        model = model or "diffusion"
         from faseg_cli.device import describe, select_device, select_dtype
         from faseg_cli.registry import DIFFUSION
         from faseg_cli.weights import resolve_model

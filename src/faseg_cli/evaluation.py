@@ -158,6 +158,7 @@ def evaluate(
         **_dataset_info(dataset, limit),
         "class_source": prompts.classes_name,
         "caption_source": prompts.captions_name,
+        "method": segmenter.method,
         "model": _model_info(segmenter, model_name),
         "settings": {k: v for k, v in asdict(segmenter.settings).items() if k != "threshold"},
         "thresholds": list(thresholds),
@@ -267,7 +268,7 @@ def _score(dataset, item: Item, result, thresholds, matrices, masks_dir: Path | 
     """Threshold one image's scores as the engine does and add it to each threshold's matrix."""
     height, width = item.label.shape
     for threshold, matrix in zip(thresholds, matrices):
-        labels = labels_from_scores(result.scores, threshold).numpy().astype(np.uint8)
+        labels = labels_from_scores(result.scores, threshold, result.background).numpy().astype(np.uint8)
         prediction = dataset.prediction_to_metric(resize_labels(labels, (width, height)), result.classes)
         matrix.update(prediction, item.label)
         if masks_dir:
