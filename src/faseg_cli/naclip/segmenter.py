@@ -87,33 +87,49 @@ class NaclipSegmenter:
 
     @torch.inference_mode()
     def _run(self, picture: Image.Image, names: list[str]) -> Segmentation:
-        s, stage = self.settings, self._stage
         height, width = picture.height, picture.width
         if not names:
             return Segmentation([], np.zeros((height, width), np.uint8), torch.zeros(0, height, width), "")
+        queries, query_class, background = self.queries(names)
+        logits = self.logits(picture, queries)
+        with self._stage("labels"):
+            probs = class_probabilities(logits, query_class, int(query_class.max()) + 1, self.settings.logit_scale)
+            scores, wins = split_background(probs, background)
+            scores, wins = scores.cpu(), None if wins is None else wins.cpu()
+            labels = labels_from_scores(scores, self.settings.threshold, wins).numpy().astype(np.uint8)
+        return Segmentation(names, labels, scores, "", background=wins)
+
+    def queries(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Query embeddings ``(Q, E)``, each query's class, and whether class 0 is background.
+
+        The background queries come first, less any name asked for as a class (which
+        would otherwise tie with it and never win).
+        """
+        wanted = {name_key(n) for n in names}
+        background = [b for b in self.settings.background if name_key(b) not in wanted]
+        with self._stage("text"):
+            queries = self.model.query_features([*background, *names])
+        first = int(bool(background))
+        query_class = torch.tensor([0] * len(background) + list(range(first, first + len(names))))
+        return queries, query_class, bool(background)
+
+    @torch.inference_mode()
+    def logits(self, picture: Image.Image, queries: torch.Tensor) -> torch.Tensor:
+        """``(Q, H, W)`` cosine logits at the picture's size, after PAMR (``naclip.py:110-135``)."""
+        s, stage = self.settings, self._stage
+        size = (picture.height, picture.width)
         with stage("preprocess"):
             pixels = torch.from_numpy(np.array(picture))
-            resized = resize_bilinear(pixels, rescaled_size(width, height, s.short_side, s.long_side))
+            resized = resize_bilinear(pixels, rescaled_size(picture.width, picture.height, s.short_side, s.long_side))
             image = normalise(resized, s.pixel_mean, s.pixel_std).to(self.model.device)
-        wanted = {name_key(n) for n in names}
-        background = [b for b in s.background if name_key(b) not in wanted]
-        with stage("text"):
-            queries = self.model.query_features([*background, *names])
         with stage("clip"):
             logits = self.dense_logits(image, queries)
         with stage("pamr"):
-            logits = F.interpolate(logits[None], size=(height, width), mode="bilinear", align_corners=False)
+            logits = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)
             if s.pamr_steps:
-                guide = F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False)
+                guide = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
                 logits = pamr(guide, logits, s.pamr_steps, s.pamr_dilations)
-        with stage("labels"):
-            first = int(bool(background))
-            query_class = torch.tensor([0] * len(background) + list(range(first, first + len(names))))
-            probs = class_probabilities(logits[0], query_class, first + len(names), s.logit_scale)
-            scores, wins = split_background(probs, bool(background))
-            scores, wins = scores.cpu(), None if wins is None else wins.cpu()
-            labels = labels_from_scores(scores, s.threshold, wins).numpy().astype(np.uint8)
-        return Segmentation(names, labels, scores, "", background=wins)
+        return logits[0]
 
     def dense_logits(self, image: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         """``(Q, h, w)`` logits of the normalised ``(1, 3, h, w)`` image: whole, or sliding windows averaged."""
