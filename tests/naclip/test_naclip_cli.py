@@ -43,6 +43,7 @@ def test_eval_uses_the_dataset_config_and_resumes(tiny_clip_dir, tmp_path):
     assert result.exit_code == 0, result.stderr
     data = json.loads(Path("r.json").read_text())
     assert data["method"] == "naclip" and data["thresholds"] == [0.1] and data["images"] == 3
+    assert data["model"]["name"] == str(tiny_clip_dir)
     assert data["settings"]["window"] == 0 and data["settings"]["pamr_steps"] == 10
     assert result.stdout.startswith(f"voc mIoU {data['miou']:.2f} (threshold 0.1, 3 images)")
 
@@ -68,3 +69,10 @@ def test_eval_without_background_is_argmax(tiny_clip_dir, tmp_path):
 def test_options_of_the_other_method_are_usage_errors(image, args, message):
     result = runner.invoke(app, [args[0], image, "--classes", "dog", *args[1:]])
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_default_model_follows_the_method():
+    from faseg_cli.cli.options import EngineOptions
+
+    assert EngineOptions().model == "diffusion" and EngineOptions(method="naclip").model == "clip"
+    assert EngineOptions(method="naclip", model="tiny-clip").model == "tiny-clip"

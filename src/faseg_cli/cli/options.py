@@ -85,6 +85,8 @@ class EngineOptions(DeviceOptions):
 
     def __post_init__(self) -> None:
         _check_method(self)
+        if self.model is None:
+            object.__setattr__(self, "model", "clip" if self.method == "naclip" else "diffusion")
 
     def settings(self, default_threshold: float = _DEFAULTS.threshold, dataset: Optional[str] = None):
         """Validated settings; ``default_threshold`` applies when ``--threshold`` was not given.
