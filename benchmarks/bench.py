@@ -7,6 +7,7 @@ timings do not depend on weight values. ``--model`` loads real weights instead.
     python benchmarks/bench.py                         # full size, CPU or GPU auto
     python benchmarks/bench.py --device cuda --dtype fp16 --batch-sizes 1,2,4
     python benchmarks/bench.py --quick                 # tiny model, seconds (used by the tests)
+    python benchmarks/bench.py --method naclip --images 4   # NACLIP on random CLIP ViT-B/16
 
 Prints a table and, with ``--output``, writes the figures as JSON.
 """
@@ -60,6 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compare-dtype", help="also segment the first images in this dtype and report agreement")
     parser.add_argument("--quick", action="store_true", help="tiny model, 128 px, 2 images: a smoke test")
     parser.add_argument("--output", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--method", default="fa-seg", choices=["fa-seg", "naclip"], help="naclip: see naclip_main")
     args = parser.parse_args(argv)
     if args.quick:
         args.preset, args.resolution, args.images, args.batch_sizes, args.floor_images = "tiny", 128, 2, "1,2", 1
@@ -208,6 +210,8 @@ def compare_hard(model, settings, classes, image) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.method == "naclip":
+        return naclip_main(args)
     device = select_device(args.device)
     dtype = select_dtype(args.dtype, device)
     began = time.perf_counter()
@@ -272,6 +276,111 @@ def print_run(run: dict) -> None:
         f"peak {run['peak_memory_gib']:.2f} GiB | median ms/image: {stages}",
         flush=True,
     )
+
+
+NACLIP_STAGES = ("preprocess", "clip", "pamr", "labels")
+
+
+def naclip_model(args: argparse.Namespace, device: torch.device, dtype: torch.dtype):
+    """NACLIP's CLIP: ``--model`` weights, else ViT-B/16's architecture with random weights (tiny-clip if tiny)."""
+    from faseg_cli.naclip.model import NaclipModel
+
+    if args.model or args.preset == "tiny":
+        return NaclipModel.load(args.model or "tiny-clip", device, dtype)
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    from faseg_cli.candidates.clip_encoder import ClipEncoder
+    from faseg_cli.random_model import tiny_vocabulary
+
+    config = CLIPConfig(
+        text_config={"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12},
+        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "patch_size": 16},
+        projection_dim=512,
+    )
+    torch.manual_seed(0)
+    vocab, merges = tiny_vocabulary()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges], model_max_length=77)
+    encoder = ClipEncoder(CLIPModel(config), tokenizer, [0.5] * 3, [0.5] * 3, device, "random")
+    return NaclipModel(encoder, Path("random-clip-vit-b-16"), dtype)
+
+
+def naclip_floor(model, segmenter, image: Image.Image, repeats: int) -> float:
+    """Seconds per image of the plain CLIP vision forwards of the image's sliding windows (same batches)."""
+    from faseg_cli.naclip.maths import normalise, rescaled_size, resize_bilinear, window_boxes
+    from faseg_cli.naclip.model import WINDOW_BATCH
+
+    s = segmenter.settings
+    pixels = resize_bilinear(torch.from_numpy(np.array(image)), rescaled_size(*image.size, s.short_side, s.long_side))
+    crops = normalise(pixels, s.pixel_mean, s.pixel_std)
+    if s.window:
+        crops = torch.cat(
+            [crops[..., y1:y2, x1:x2] for y1, y2, x1, x2 in window_boxes(*crops.shape[-2:], s.window, s.stride)]
+        )
+    vision = model.encoder.model.vision_model
+    crops = crops.to(model.device, model.dtype)
+    seconds = []
+    with torch.inference_mode():
+        for _ in range(repeats + 1):
+            began = time.perf_counter()
+            for i in range(0, len(crops), WINDOW_BATCH):
+                vision(pixel_values=crops[i : i + WINDOW_BATCH], interpolate_pos_encoding=True)
+            seconds.append(time.perf_counter() - began)
+    return statistics.median(seconds[1:])
+
+
+def naclip_main(args: argparse.Namespace) -> dict:
+    """NACLIP on CPU or GPU: seconds per image, peak memory, and the ratio to its floor (the plain CLIP forwards)."""
+    import os
+
+    from faseg_cli.naclip.segmenter import NaclipSegmenter
+
+    device = select_device(args.device)
+    dtype = select_dtype(args.dtype, device)
+    began = time.perf_counter()
+    model = naclip_model(args, device, dtype)
+    load_s = time.perf_counter() - began
+    classes = args.classes.split(",")
+    timer = StageTimer(model.device)
+    segmenter = NaclipSegmenter(model, timer=timer)
+    images = test_images(args.images)
+    began = time.perf_counter()
+    segmenter.segment(images[0], classes)
+    text_s = time.perf_counter() - began
+    timer.seconds.clear()
+    reset_peak_memory(model.device)
+    began = time.perf_counter()
+    for image in images:
+        segmenter.segment(image, classes)
+    per_image = (time.perf_counter() - began) / len(images)
+    floor = naclip_floor(model, segmenter, images[0], 2)
+    report = {
+        "method": "naclip",
+        "device": describe(device, dtype),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "torch": torch.__version__,
+        "model": args.model or ("tiny-clip" if args.preset == "tiny" else "random CLIP ViT-B/16"),
+        "classes": len(classes),
+        "images": len(images),
+        "load_s": load_s,
+        "first_image_s": text_s,
+        "s_per_image": per_image,
+        "stage_median_s_per_image": {s: statistics.median(timer.seconds[s]) for s in NACLIP_STAGES},
+        "floor_s_per_image": floor,
+        "ratio_to_floor": per_image / floor,
+        "peak_memory_gib": peak_memory_gib(model.device),
+    }
+    stages = " ".join(f"{k} {v * 1e3:.0f}" for k, v in report["stage_median_s_per_image"].items())
+    print(
+        f"naclip: {per_image:.3f} s/image ({report['ratio_to_floor']:.2f}x the plain CLIP forwards, "
+        f"{floor:.3f} s), first image {text_s:.1f} s (text queries), peak {report['peak_memory_gib']:.2f} GiB, "
+        f"load average {report['load_average']} | median ms/image: {stages}",
+        flush=True,
+    )
+    if args.output:
+        args.output.write_text(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":

@@ -49,6 +49,14 @@ def segmenter(tiny_model):
     return Segmenter(tiny_model, FasegSettings(resolution=TEST_RESOLUTION))
 
 
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    """A tiny random CLIP (TagCLIP, caption matching and NACLIP tests)."""
+    from faseg_cli.candidates.random_models import write_tiny_clip
+
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
 @pytest.fixture
 def photo():
     """A small deterministic RGB image."""

@@ -1,4 +1,4 @@
-"""faseg: training-free open-vocabulary segmentation with FA-Seg.
+"""faseg: training-free open-vocabulary segmentation with FA-Seg (or NACLIP, ``method="naclip"``).
 
 Importing the package is cheap: the heavy engine (torch, diffusers) loads only
 when one of the public names below is first used.
@@ -10,6 +10,7 @@ _LAZY = {
     "Segmenter": "faseg_cli.engine",
     "Segmentation": "faseg_cli.engine",
     "FasegSettings": "faseg_cli.settings",
+    "NaclipSettings": "faseg_cli.naclip.settings",
     "FasegError": "faseg_cli.errors",
 }
 

@@ -54,6 +54,13 @@ class Segmentation:
     """``(K, R, R)`` float32 class scores after flipping back, at the processing resolution."""
     prompt: str
     maps: AttentionMaps | None = None
+    background: np.ndarray | None = None
+    """NACLIP: bool, like one score map: pixels its background queries win (background at every threshold)."""
+
+    def labels_at(self, threshold: float) -> np.ndarray:
+        """uint8 labels at the scores' resolution for another background threshold, as the method thresholds."""
+        background = None if self.background is None else torch.from_numpy(self.background)
+        return labels_from_scores(torch.from_numpy(self.scores), threshold, background).numpy().astype(np.uint8)
 
     def fractions(self) -> dict[str, float]:
         """Share of the image's pixels per label, background first."""
@@ -64,6 +71,8 @@ class Segmentation:
 class Segmenter:
     """Segments images by class names: per image, a DDIM inversion pass and a recorded UNet pass (by default)."""
 
+    method = "fa-seg"
+
     def __init__(self, model: DiffusionModel, settings: FasegSettings | None = None, timer=None) -> None:
         """``timer``, if given, is called as ``with timer(stage):`` around each stage (see ``timing.StageTimer``)."""
         self.model = model
@@ -73,13 +82,23 @@ class Segmenter:
     @classmethod
     def load(
         cls,
-        model: str = "diffusion",
+        model: str | None = None,
         *,
         device: str = "auto",
         dtype: str = "auto",
         settings: FasegSettings | None = None,
+        method: str = "fa-seg",
     ) -> Segmenter:
-        """Resolve (download if needed) and load ``model``: a registered name, hub id or local directory."""
+        """Resolve (download if needed) and load ``model``: a registered name, hub id or local directory.
+
+        ``method="naclip"`` loads a CLIP model (default ``clip``) into a ``NaclipSegmenter``
+        instead, with the same ``segment_batch`` and ``Segmentation`` results.
+        """
+        if method != cls.method:
+            from faseg_cli.naclip.segmenter import load_method
+
+            return load_method(method, model, device=device, dtype=dtype, settings=settings)
+        model = model or "diffusion"
         from faseg_cli.device import describe, select_device, select_dtype
         from faseg_cli.registry import DIFFUSION
         from faseg_cli.weights import resolve_model

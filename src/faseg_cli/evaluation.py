@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from faseg_cli import __version__
@@ -34,7 +33,6 @@ from faseg_cli.images import load_image, resize_labels
 from faseg_cli.metrics import ConfusionMatrix
 from faseg_cli.outputs import mask_image, write_png
 from faseg_cli.provenance import ResumeCheck, record, request
-from faseg_cli.refine import labels_from_scores
 from faseg_cli.scoring import score_predictions
 
 MAX_THRESHOLDS = 101
@@ -169,6 +167,7 @@ def evaluate(
         **_dataset_info(dataset, limit),
         "class_source": prompts.classes_name,
         "caption_source": prompts.captions_name,
+        "method": segmenter.method,
         "model": _model_info(segmenter, model_name),
         "generated_with": prompts.source.generated_with,
         "settings": {k: v for k, v in asdict(segmenter.settings).items() if k != "threshold"},
@@ -330,11 +329,10 @@ def _load(dataset: Dataset, samples: list[Sample]) -> tuple[list[Item], list[str
 def _predictions(dataset, item: Item, result, thresholds) -> list[np.ndarray]:
     """One image's prediction (metric indices, the label's size) per threshold, thresholded as the engine does."""
     height, width = item.label.shape
-    predictions = []
-    for threshold in thresholds:
-        labels = labels_from_scores(torch.from_numpy(result.scores), threshold).numpy().astype(np.uint8)
-        predictions.append(dataset.prediction_to_metric(resize_labels(labels, (width, height)), result.classes))
-    return predictions
+    return [
+        dataset.prediction_to_metric(resize_labels(result.labels_at(threshold), (width, height)), result.classes)
+        for threshold in thresholds
+    ]
 
 
 @dataclass

@@ -121,12 +121,15 @@ def merge_flipped(maps: torch.Tensor, size: int) -> torch.Tensor:
     return up[:, 0] if g == 1 else (up[:, 0] + up[:, 1].flip(-1)) / 2
 
 
-def labels_from_scores(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+def labels_from_scores(scores: torch.Tensor, threshold: float, background: torch.Tensor | None = None) -> torch.Tensor:
     """Per pixel: 1 + argmax over classes, or 0 (background) where the best score is below ``threshold``.
 
     A threshold of 0 means no background at all (bicubic upsampling can take scores below 0).
+    ``background`` (bool, like one score map) marks pixels that are background at every
+    threshold (NACLIP's: those its background queries win).
     """
     if scores.shape[0] == 0:
         return torch.zeros(scores.shape[1:], dtype=torch.long)
     best, index = scores.max(0)
-    return torch.where((best >= threshold) | (threshold <= 0), index + 1, 0)
+    labels = torch.where((best >= threshold) | (threshold <= 0), index + 1, 0)
+    return labels if background is None else labels.masked_fill(background, 0)

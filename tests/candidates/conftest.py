@@ -20,13 +20,6 @@ def private_cache(cache_root, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def tiny_clip_dir(tmp_path_factory):
-    from faseg_cli.candidates.random_models import write_tiny_clip
-
-    return write_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-
-
-@pytest.fixture(scope="session")
 def tiny_blip_dir(tmp_path_factory):
     from faseg_cli.candidates.random_models import write_tiny_blip
 

@@ -18,6 +18,11 @@ def templates() -> tuple[str, ...]:
     return read_list("templates.txt")
 
 
+def imagenet_templates() -> tuple[str, ...]:
+    """The 80 ImageNet templates published with CLIP (the first 80 of TagCLIP's; NACLIP uses these alone)."""
+    return templates()[:80]
+
+
 def distractors() -> tuple[str, ...]:
     """TagCLIP's background distractor classes (SPEC §3.2)."""
     return read_list("distractors.txt")

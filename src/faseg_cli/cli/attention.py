@@ -15,6 +15,7 @@ from faseg_cli.cli.options import (
     candidate_options,
     engine_options,
 )
+from faseg_cli.errors import UsageError
 from faseg_cli.cli.segment import (
     CAPTION_HELP,
     CLASSES_HELP,
@@ -64,6 +65,8 @@ def attention(
     from faseg_cli.heatmaps import class_grid
     from faseg_cli.outputs import write_attention
 
+    if engine.method != "fa-seg":
+        raise UsageError(f"faseg attention dumps FA-Seg's attention maps; --method {engine.method} has none")
     source = class_source(classes, classes_from, caption, captions_from, candidates)
     settings = engine.settings()
 

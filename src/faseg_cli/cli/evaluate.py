@@ -165,7 +165,7 @@ def _run_model(
         raise UsageError("--threshold and --thresholds: give one of them")
     if resume and output is None:
         raise UsageError("--resume needs --output: the state of a run is kept beside its results file")
-    settings = engine.settings(default_threshold=data.threshold)
+    settings = engine.settings(default_threshold=data.threshold, dataset=data.name)
     sweep = parse_thresholds(thresholds) if thresholds is not None else (settings.threshold,)
     if candidate_models.vocab:
         raise UsageError("--vocab does not apply to eval: the dataset's classes are the vocabulary")

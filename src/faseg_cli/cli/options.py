@@ -18,16 +18,23 @@ from typing import List, Optional
 
 import typer
 
+from faseg_cli.errors import UsageError
+from faseg_cli.naclip.settings import NaclipSettings
 from faseg_cli.settings import FasegSettings
 
 _DEFAULTS = FasegSettings()
+_NACLIP = NaclipSettings()
 
 HELP = {
-    "model": "Model: a registered name (diffusion, tiny-random), a Hub id, or a local directory.",
+    "method": "Segmentation method: fa-seg (diffusion attention) or naclip (CLIP only, CPU-fast).",
+    "model": "Model: a registered name (diffusion, tiny-random; clip, tiny-clip for naclip), a Hub id, or a local "
+    "directory. Default: diffusion, or clip with --method naclip.",
+    "pamr": "NACLIP's PAMR refinement (--method naclip only).",
     "device": "auto, cpu, cuda, cuda:N or mps. auto = CUDA, else MPS, else CPU.",
     "dtype": "auto, fp16, bf16 or fp32. auto = fp16 on GPU, fp32 on CPU.",
     "resolution": "Side of the square the image is resized to (a multiple of 64).",
-    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold}; eval: the dataset's own.",
+    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold} (naclip: "
+    f"{_NACLIP.threshold}); eval: the dataset's.",
     "flip": "Test-time flipping (average with the mirrored image).",
     "refine": "Self-attention refinement (HARD); --no-refine uses the fused cross-attention alone.",
     "inversion": "How the latent reaches the recorded timestep. ddim (default) reproduces the paper's published "
@@ -66,6 +73,7 @@ _DECLS = {
     "threshold": ["--threshold", "-t"],
     "flip": ["--flip/--no-flip"],
     "refine": ["--refine/--no-refine"],
+    "pamr": ["--pamr/--no-pamr"],
 }
 
 
@@ -86,7 +94,8 @@ class DeviceOptions:
 class EngineOptions(DeviceOptions):
     """What the user chose for loading the model and for the FA-Seg maths."""
 
-    model: str = "diffusion"
+    method: str = "fa-seg"
+    model: Optional[str] = None
     resolution: int = _DEFAULTS.resolution
     threshold: Optional[float] = None
     flip: bool = True
@@ -96,10 +105,22 @@ class EngineOptions(DeviceOptions):
     cross_weights: str = ",".join(f"{w:g}" for w in _DEFAULTS.cross_weights)
     self_weights: str = ",".join(f"{w:g}" for w in _DEFAULTS.self_weights)
     tau: int = _DEFAULTS.tau
+    pamr: bool = True
 
-    def settings(self, default_threshold: float = _DEFAULTS.threshold) -> FasegSettings:
-        """Validated settings; ``default_threshold`` applies when ``--threshold`` was not given."""
+    def __post_init__(self) -> None:
+        _check_method(self)
+        if self.model is None:
+            object.__setattr__(self, "model", "clip" if self.method == "naclip" else "diffusion")
+
+    def settings(self, default_threshold: float = _DEFAULTS.threshold, dataset: Optional[str] = None):
+        """Validated settings; ``default_threshold`` applies when ``--threshold`` was not given.
+
+        With ``--method naclip``: NACLIP's settings, those of ``dataset`` (an eval dataset's name) if given.
+        """
         from faseg_cli.settings import parse_weights
+
+        if self.method == "naclip":
+            return _naclip_settings(self, dataset)
 
         return FasegSettings(
             resolution=self.resolution,
@@ -117,7 +138,37 @@ class EngineOptions(DeviceOptions):
         """The ``Segmenter`` for these options (resolves, downloads if needed, loads)."""
         from faseg_cli.engine import Segmenter
 
-        return Segmenter.load(self.model, device=self.device, dtype=self.dtype, settings=settings)
+        return Segmenter.load(self.model, device=self.device, dtype=self.dtype, settings=settings, method=self.method)
+
+
+def _check_method(options: EngineOptions) -> None:
+    """Usage error for an unknown method or an option of the other method."""
+    from faseg_cli.naclip.segmenter import METHODS
+
+    if options.method not in METHODS:
+        raise UsageError(f"--method {options.method}: expected one of {', '.join(METHODS)}")
+    other = EngineOptions.__dataclass_fields__
+    if options.method == "naclip":
+        changed = [n for n in FASEG_ONLY if getattr(options, n) != other[n].default]
+    else:
+        changed = ["pamr"] * (not options.pamr)
+    if changed:
+        flag = changed[0].replace("_", "-")
+        raise UsageError(
+            f"--{'no-' * (flag in ('flip', 'refine', 'pamr'))}{flag} does not apply to --method {options.method}"
+        )
+
+
+FASEG_ONLY = ("resolution", "flip", "refine", "inversion", "timestep", "cross_weights", "self_weights", "tau")
+"""Engine options that only FA-Seg reads."""
+
+
+def _naclip_settings(options: EngineOptions, dataset: Optional[str]) -> NaclipSettings:
+    settings = NaclipSettings.for_dataset(dataset) if dataset else NaclipSettings()
+    changes = {"pamr_steps": 0} if not options.pamr else {}
+    if options.threshold is not None:
+        changes["threshold"] = options.threshold
+    return settings.with_(**changes)
 
 
 @dataclass(frozen=True)

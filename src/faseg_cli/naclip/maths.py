@@ -1,0 +1,187 @@
+"""NACLIP's tensor maths, model-free: resizing, the Gaussian neighbourhood, sliding windows, PAMR, class scores.
+
+Each function reproduces one step of the published code (github sinahmr/NACLIP @ 0cac3a6);
+the docstrings name the place. Shapes: Q queries (text prompts' embeddings), C classes
+(background first where there is one), H x W pixels, h x w patches.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+RING = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+"""The 8 neighbours of a pixel on a 3 x 3 ring, as (dy, dx) in units of the dilation."""
+
+
+def rescaled_size(width: int, height: int, short_side: int, long_side: int) -> tuple[int, int]:
+    """``(w, h)`` with the short side ``short_side`` unless the long side would exceed ``long_side``.
+
+    mmcv ``imrescale`` as ``Resize(scale=(long_side, short_side), keep_ratio=True)`` calls it:
+    small images are enlarged too.
+    """
+    factor = min(long_side / max(width, height), short_side / min(width, height))
+    return int(width * factor + 0.5), int(height * factor + 0.5)
+
+
+def resize_bilinear(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 -> ``(h, w, 3)`` uint8 at ``size`` = (w, h): bilinear without antialiasing, rounded.
+
+    The published pipeline's ``cv2.resize(..., INTER_LINEAR)`` up to its fixed-point rounding
+    (an occasional difference of 1 in a pixel value).
+    """
+    width, height = size
+    if (height, width) == tuple(pixels.shape[:2]):
+        return pixels
+    chw = pixels.permute(2, 0, 1).unsqueeze(0).float()
+    out = F.interpolate(chw, size=(height, width), mode="bilinear", align_corners=False, antialias=False)
+    return out.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
+
+
+def normalise(pixels: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 RGB -> ``(1, 3, H, W)`` float32 ``(x - mean) / std`` (mmseg ``SegDataPreProcessor``)."""
+    x = pixels.permute(2, 0, 1).unsqueeze(0).float()
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def interpolate_positions(weight: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Position embeddings ``(1 + g*g, D)`` resampled to a ``grid`` = (h, w) of patches.
+
+    As ``VisionTransformer.interpolate_pos_encoding`` (``clip/model.py:134-151``): bicubic with
+    the scale factor ``(side + 0.1) / g`` (DINO style), not a target size, so the sampling
+    grid differs slightly from a size-based resize. The native grid is returned unchanged.
+    """
+    side = math.isqrt(weight.shape[0] - 1)
+    if grid == (side, side):
+        return weight
+    patches = weight[1:].T.reshape(1, -1, side, side)
+    factor = ((grid[0] + 0.1) / side, (grid[1] + 0.1) / side)
+    patches = F.interpolate(
+        patches, scale_factor=factor, mode="bicubic", align_corners=False, recompute_scale_factor=False
+    )
+    return torch.cat([weight[:1], patches.reshape(weight.shape[1], -1).T])
+
+
+@lru_cache(maxsize=16)
+def gaussian_bias(grid: tuple[int, int], std: float) -> torch.Tensor:
+    """``(1 + h*w, 1 + h*w)`` attention-logit bias: a Gaussian of the patch offset, 0 for the class token.
+
+    ``omega[p, q] = exp(-|p - q|^2 / (2 std^2))`` with p, q patch positions on the (h, w)
+    grid; peak 1, not normalised, never truncated (``clip/model.py:153-176``).
+    """
+    rows, cols = (p.flatten() for p in torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij"))
+    squared = ((rows[:, None] - rows) ** 2 + (cols[:, None] - cols) ** 2).float()
+    bias = torch.zeros(squared.shape[0] + 1, squared.shape[0] + 1)
+    bias[1:, 1:] = torch.exp(-squared / (2 * std**2))
+    return bias
+
+
+def neighbourhood_attention(keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """NACLIP's attention (``clip/model.py:198-207``): ``softmax(k k^T / sqrt(d) + bias) v``.
+
+    Keys are compared with keys (the queries are not used); ``keys`` and ``values`` are
+    ``(B, heads, T, d)``, ``bias`` ``(T, T)``.
+    """
+    return F.scaled_dot_product_attention(keys, keys, values, attn_mask=bias.to(keys.dtype))
+
+
+def window_boxes(height: int, width: int, window: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """The sliding windows ``(y1, y2, x1, x2)`` covering an image (``naclip.py:71-108``, mmseg's grid).
+
+    The last window of a row or column is shifted back inside the image; windows are
+    smaller than ``window`` only where the image is.
+    """
+    boxes = []
+    for row in range(max(height - window + stride - 1, 0) // stride + 1):
+        for col in range(max(width - window + stride - 1, 0) // stride + 1):
+            y2, x2 = min(row * stride + window, height), min(col * stride + window, width)
+            boxes.append((max(y2 - window, 0), y2, max(x2 - window, 0), x2))
+    return boxes
+
+
+def merge_windows(
+    boxes: list[tuple[int, int, int, int]], logits: list[torch.Tensor], height: int, width: int
+) -> torch.Tensor:
+    """Average the windows' ``(Q, y2-y1, x2-x1)`` logits where they overlap: ``(Q, H, W)``."""
+    total = logits[0].new_zeros(logits[0].shape[0], height, width)
+    count = logits[0].new_zeros(1, height, width)
+    for (y1, y2, x1, x2), part in zip(boxes, logits):
+        total[:, y1:y2, x1:x2] += part
+        count[:, y1:y2, x1:x2] += 1
+    return total / count
+
+
+def _shifted(x: torch.Tensor, dilation: int) -> list[torch.Tensor]:
+    """The 8 ring neighbours at ``dilation`` of every pixel of ``(..., H, W)``, edges replicated."""
+    height, width = x.shape[-2:]
+    padded = F.pad(x, [dilation] * 4, mode="replicate")
+    return [
+        padded[
+            ..., dilation * (1 + dy) : dilation * (1 + dy) + height, dilation * (1 + dx) : dilation * (1 + dx) + width
+        ]
+        for dy, dx in RING
+    ]
+
+
+def pamr_affinity(guide: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tensor:
+    """PAMR's ``(B, 8 * len(dilations), H, W)`` weights of each pixel's ring neighbours (``pamr.py:107-128``).
+
+    ``guide`` is ``(B, 3, H, W)``. Per channel, ``-|I_p - I_n| / (1e-8 + 0.1 std)`` with std
+    the unbiased standard deviation of the 3 x 3 patches at all dilations together (the
+    centre counted once per dilation), then the mean over channels and a softmax over
+    the neighbours.
+    """
+    neighbours = [n for d in dilations for n in _shifted(guide, d)]
+    patches = torch.stack([v for d in dilations for v in (guide, *_shifted(guide, d))], 2)
+    spread = 1e-8 + 0.1 * patches.std(2)
+    del patches
+    logits = torch.stack([-(guide - n).abs() / spread for n in neighbours], 2).mean(1)
+    return logits.softmax(1)
+
+
+def pamr(guide: torch.Tensor, logits: torch.Tensor, steps: int, dilations: tuple[int, ...]) -> torch.Tensor:
+    """PAMR (``pamr.py``): ``steps`` times, each pixel's logits become the affinity-weighted mean of its ring
+    neighbours' (the centre excluded). ``guide`` is ``(B, 3, H, W)``, ``logits`` ``(B, Q, H, W)``.
+
+    Neighbours are summed one at a time instead of stacked: memory stays a few copies of ``logits``.
+    """
+    if steps == 0:
+        return logits
+    affinity = pamr_affinity(guide, dilations).unsqueeze(2)
+    for _ in range(steps):
+        shifted = (n for d in dilations for n in _shifted(logits, d))
+        out = torch.zeros_like(logits)
+        for weight, neighbour in zip(affinity.unbind(1), shifted):
+            out.addcmul_(weight, neighbour)
+        logits = out
+    return logits
+
+
+def class_probabilities(
+    logits: torch.Tensor, query_class: torch.Tensor, num_classes: int, logit_scale: float
+) -> torch.Tensor:
+    """``(C, H, W)``: softmax over the ``(Q, H, W)`` scaled logits, each class the max of its queries'.
+
+    ``query_class[q]`` is the class of query q (``naclip.py:139-149``: probabilities are
+    not renormalised after the max).
+    """
+    probs = (logits * logit_scale).softmax(0)
+    if num_classes == logits.shape[0]:
+        return probs
+    index = query_class.view(-1, 1, 1).expand_as(probs)
+    return probs.new_zeros(num_classes, *probs.shape[1:]).scatter_reduce(0, index, probs, "amax")
+
+
+def split_background(probs: torch.Tensor, background: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Foreground class probabilities ``(K, H, W)`` and, with a background class 0, the pixels it wins.
+
+    NACLIP labels a pixel with its most probable class (background if class 0), then
+    background where that probability is below the threshold (``naclip.py:151-152``);
+    ``engine.Segmentation.labels_at`` applies both from what this returns.
+    """
+    if not background:
+        return probs, None
+    return probs[1:], probs.argmax(0) == 0

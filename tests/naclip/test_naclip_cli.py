@@ -1,0 +1,78 @@
+"""``--method naclip`` on the commands, end to end on the tiny random CLIP."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from faseg_cli.cli import app
+from faseg_cli.engine import Segmenter
+from tests.dataset_builders import build
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def image(photo, tmp_path):
+    photo.save(tmp_path / "photo.png")
+    return "photo.png"
+
+
+def test_segment_writes_the_api_mask(image, tiny_clip_dir, photo):
+    result = runner.invoke(
+        app, ["segment", image, "--classes", "dog,person", "--method", "naclip", "-m", str(tiny_clip_dir), "--scores"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "faseg-out/photo.png\n" and "(NACLIP)" in result.stderr
+    expected = Segmenter.load(str(tiny_clip_dir), method="naclip").segment(photo, ["dog", "person"])
+    assert np.array_equal(np.asarray(Image.open("faseg-out/photo.png")), expected.labels)
+    assert np.load("faseg-out/photo.npz")["scores"].shape == (2, 48, 64)
+
+
+def test_eval_uses_the_dataset_config_and_resumes(tiny_clip_dir, tmp_path):
+    build("voc", tmp_path / "data")
+    args = ["eval", "voc", "data", "--method", "naclip", "-m", str(tiny_clip_dir), "-o", "r.json"]
+    first = runner.invoke(app, [*args, "--limit", "1"])
+    assert first.exit_code == 0, first.stderr
+    changed = runner.invoke(app, [*args, "--resume", "--no-pamr"])
+    assert changed.exit_code == 2 and "different settings" in changed.stderr
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(Path("r.json").read_text())
+    assert data["method"] == "naclip" and data["thresholds"] == [0.1] and data["images"] == 3
+    assert data["model"]["name"] == str(tiny_clip_dir)
+    assert data["settings"]["window"] == 0 and data["settings"]["pamr_steps"] == 10
+    assert result.stdout.startswith(f"voc mIoU {data['miou']:.2f} (threshold 0.1, 3 images)")
+
+
+def test_eval_without_background_is_argmax(tiny_clip_dir, tmp_path):
+    build("voc20", tmp_path / "data")
+    result = runner.invoke(app, ["eval", "voc20", "data", "--method", "naclip", "-m", str(tiny_clip_dir), "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["thresholds"] == [0.0] and data["settings"]["background"] == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["segment", "--method", "naclip", "--tau", "3"], "--tau does not apply to --method naclip"),
+        (["segment", "--method", "naclip", "--no-flip"], "--no-flip does not apply to --method naclip"),
+        (["segment", "--no-pamr"], "--no-pamr does not apply to --method fa-seg"),
+        (["segment", "--method", "sam"], "--method sam: expected one of fa-seg, naclip"),
+        (["attention", "--method", "naclip"], "faseg attention dumps FA-Seg's attention maps"),
+    ],
+)
+def test_options_of_the_other_method_are_usage_errors(image, args, message):
+    result = runner.invoke(app, [args[0], image, "--classes", "dog", *args[1:]])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_default_model_follows_the_method():
+    from faseg_cli.cli.options import EngineOptions
+
+    assert EngineOptions().model == "diffusion" and EngineOptions(method="naclip").model == "clip"
+    assert EngineOptions(method="naclip", model="tiny-clip").model == "tiny-clip"

@@ -1,0 +1,67 @@
+"""The NACLIP backend through the Python API, on the tiny random CLIP."""
+
+import numpy as np
+import pytest
+import torch
+
+from faseg_cli.engine import Segmenter
+from faseg_cli.naclip import model as naclip_model
+from faseg_cli.naclip.model import NaclipModel
+from faseg_cli.naclip.segmenter import NaclipSegmenter
+from faseg_cli.naclip.settings import STUFF, NaclipSettings
+from faseg_cli.refine import labels_from_scores
+
+
+@pytest.fixture(scope="session")
+def clip_model(tiny_clip_dir):
+    return NaclipModel.load(str(tiny_clip_dir), torch.device("cpu"), torch.float32)
+
+
+def test_load_by_method_gives_the_same_contract(tiny_clip_dir, photo):
+    segmenter = Segmenter.load(str(tiny_clip_dir), method="naclip")
+    assert isinstance(segmenter, NaclipSegmenter) and segmenter.method == "naclip"
+    result = segmenter.segment(photo, ["dog", "person"])
+    assert result.classes == ["dog", "person"] and result.labels.shape == (48, 64)
+    assert result.labels.dtype == np.uint8 and result.labels.max() <= 2
+    assert result.scores.shape == (2, 48, 64) and result.background.shape == (48, 64)
+    expected = labels_from_scores(result.scores, segmenter.settings.threshold, result.background)
+    assert np.array_equal(result.labels, expected.numpy())
+    assert sum(result.fractions().values()) == pytest.approx(1.0)
+
+
+def test_without_background_queries_every_pixel_gets_a_class(clip_model, photo):
+    segmenter = NaclipSegmenter(clip_model, NaclipSettings(background=(), threshold=0.0, window=0))
+    result = segmenter.segment(photo, ["dog", "person", "car"])
+    assert result.background is None and result.labels.min() >= 1
+    assert torch.allclose(result.scores.sum(0), torch.ones(48, 64), atol=1e-5)  # one query per class
+
+
+def test_empty_class_list_is_all_background_without_the_model(clip_model, photo):
+    result = NaclipSegmenter(clip_model).segment_batch([photo, photo], [[], ["dog"]])
+    assert result[0].classes == [] and not result[0].labels.any() and result[0].scores.shape == (0, 48, 64)
+    assert result[1].classes == ["dog"]
+
+
+def test_requested_classes_are_dropped_from_the_background_queries(clip_model, photo, monkeypatch):
+    asked = []
+    original = clip_model.query_features
+    monkeypatch.setattr(clip_model, "query_features", lambda names: asked.append(names) or original(names))
+    NaclipSegmenter(clip_model).segment(photo, ["Sky", "dog"])
+    assert asked == [[s for s in STUFF if s != "sky"] + ["Sky", "dog"]]
+
+
+def test_window_batching_does_not_change_the_logits(clip_model, photo, monkeypatch):
+    segmenter = NaclipSegmenter(clip_model, NaclipSettings(pamr_steps=0))
+    batched = segmenter.segment(photo, ["dog"]).scores
+    monkeypatch.setattr(naclip_model, "WINDOW_BATCH", 1)
+    monkeypatch.setattr("faseg_cli.naclip.segmenter.WINDOW_BATCH", 1)
+    assert torch.allclose(segmenter.segment(photo, ["dog"]).scores, batched, atol=1e-5)
+
+
+def test_dataset_configs_follow_the_published_ones():
+    voc, context, voc20 = (NaclipSettings.for_dataset(n) for n in ("voc", "context", "voc20"))
+    assert (voc.window, voc.threshold, voc.background) == (0, 0.1, STUFF)
+    assert (context.window, context.threshold, context.background) == (224, 0.1, ("background",))
+    assert (voc20.window, voc20.threshold, voc20.background) == (0, 0.0, ())
+    assert NaclipSettings.for_dataset("cityscapes").short_side == 560
+    assert NaclipSettings.for_dataset("ade").background == ()
