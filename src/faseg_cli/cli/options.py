@@ -53,6 +53,8 @@ HELP = {
     "quiet": "Only warnings and errors on stderr (no notes, progress or summary).",
 }
 _METAVARS = {
+    "method": "fa-seg|naclip",
+    "inversion": "ddim|none|euler",
     "model": "NAME|DIR",
     "device": "DEVICE",
     "dtype": "DTYPE",
