@@ -148,19 +148,26 @@ def test_resume_check_needs_every_output_with_the_request(tmp_path):
 
 
 def test_eval_resume_remakes_saved_masks_that_are_missing_or_made_differently(tiny_model_dir, tmp_path):
+    """With the ground-truth class lists (``--candidates gt``), so that only the model runs."""
     build("voc", tmp_path / "data")
-    full = invoke(tiny_model_dir, "eval", "voc", "data", "-o", "full.json", "--save-masks", "all")
+    full = invoke(tiny_model_dir, "eval", "voc", "data", "--candidates", "gt", "-o", "full.json", "--save-masks", "all")
     assert full.exit_code == 0, full.stderr
     ids = sorted(p.stem for p in Path("all").iterdir())
     made = record(f"all/{ids[0]}.png")
     assert made["dataset"] == {"name": "voc", "split": made["dataset"]["split"]} and made["classes"] == "gt"
     assert made["result"]["class_source"] == "gt" and made["settings"]["threshold"] == 0.55
-    first = invoke(tiny_model_dir, "eval", "voc", "data", "-o", "r.json", "--save-masks", "M", "--limit", "2")
+    first = invoke(
+        tiny_model_dir, "eval", "voc", "data", "--candidates", "gt", "-o", "r.json", "--save-masks", "M", "--limit", "2"
+    )
     assert first.exit_code == 0, first.stderr
-    other = invoke(tiny_model_dir, "eval", "voc", "data", "--save-masks", "M", "--limit", "1", "-t", "0.3")
+    other = invoke(
+        tiny_model_dir, "eval", "voc", "data", "--candidates", "gt", "--save-masks", "M", "--limit", "1", "-t", "0.3"
+    )
     assert other.exit_code == 0 and record(f"M/{ids[0]}.png")["settings"]["threshold"] == 0.3
     Path(f"M/{ids[1]}.png").unlink()
-    resumed = invoke(tiny_model_dir, "eval", "voc", "data", "-o", "r.json", "--save-masks", "M", "--resume")
+    resumed = invoke(
+        tiny_model_dir, "eval", "voc", "data", "--candidates", "gt", "-o", "r.json", "--save-masks", "M", "--resume"
+    )
     assert resumed.exit_code == 0, resumed.stderr
     assert recompute_notes(resumed.stderr) == [
         "2 images have saved masks in M missing or made with other settings (different threshold; 1 missing); "

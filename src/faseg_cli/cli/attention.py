@@ -86,4 +86,6 @@ def attention(
         print_result(json_record(item, plan.files, result, seconds, settings) if batch.json_lines else str(folder))
 
     made_with = output_requests(source, candidates, engine, settings)
-    raise typer.Exit(run_image_command(batch, ["attention"], prepare, emit, "Dumped", job_loader(source), made_with))
+    raise typer.Exit(
+        run_image_command(batch, ["attention"], prepare, emit, "Dumped", job_loader(source), made_with=made_with)
+    )

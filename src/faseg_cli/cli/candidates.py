@@ -117,4 +117,4 @@ def candidates_command(
             atomic_write(save_captions, lambda tmp: tmp.write_text(text, encoding="utf-8"))
             note(f"Wrote {len(found_captions)} captions to {save_captions}")
 
-    raise typer.Exit(run_image_command(batch, [], prepare, emit, "Proposed", load, finish))
+    raise typer.Exit(run_image_command(batch, [], prepare, emit, "Proposed", load, finish=finish))

@@ -231,12 +231,13 @@ class CandidateOptions:
         """``(caption_model, clip_model)``."""
         return self.caption_model, self.clip_model
 
-    def describe(self, source, engine: EngineOptions, generate: bool) -> None:
-        """Record in a ``ClassSource`` what ``attach`` would load into it (``generated_with``); loads nothing."""
+    def describe(self, source, generate: bool, model: str | None = None) -> None:
+        """Record in a ``ClassSource`` what ``attach`` would load into it (``generated_with``) next to the
+        diffusion ``model``; loads nothing."""
         from faseg_cli.provenance import vocabulary_identity
         from faseg_cli.weights import model_identity
 
-        models = self.for_model(engine.model)
+        models = self.for_model(model)
         if generate:
             captioned = self.candidate_source != "tagclip" and not source.real_captions
             source.generated_with["classes"] = {
@@ -254,7 +255,7 @@ class CandidateOptions:
         from faseg_cli.cli.console import note
         from faseg_cli.registry import TINY_RANDOM
 
-        self.describe(source, engine, generate)
+        self.describe(source, generate, engine.model)
         if not generate and not source.auto_captions:
             return
         models = self.for_model(engine.model)

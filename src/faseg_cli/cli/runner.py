@@ -102,6 +102,7 @@ def run_image_command(
     emit: Callable,
     verb: str,
     load: Callable | None = None,
+    *,
     finish: Callable | None = None,
     made_with: Callable | None = None,
 ) -> int:

@@ -92,7 +92,7 @@ def output_requests(source, candidates: CandidateOptions, engine: EngineOptions,
     from faseg_cli.errors import InputError
     from faseg_cli.provenance import request
 
-    candidates.describe(source, engine, generate=source.classes is None and source.class_lists is None)
+    candidates.describe(source, source.classes is None and source.class_lists is None, engine.model)
 
     def made_with(item):
         try:
@@ -188,4 +188,6 @@ def segment(
 
     kinds = ["mask"] + ["overlay"] * overlay + ["scores"] * scores
     made_with = output_requests(source, candidates, engine, settings)
-    raise typer.Exit(run_image_command(batch, kinds, prepare, emit, "Segmented", job_loader(source), made_with))
+    raise typer.Exit(
+        run_image_command(batch, kinds, prepare, emit, "Segmented", job_loader(source), made_with=made_with)
+    )
