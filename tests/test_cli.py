@@ -58,7 +58,7 @@ def test_json_lines_and_stdin(run, tmp_path):
     assert [r["input"] for r in records] == ["p.png", "q.png"]
     assert records[0]["outputs"] == {"mask": "out/p.png"} and records[0]["classes"] == ["cat"]
     assert sum(records[0]["fractions"].values()) == pytest.approx(1.0) and records[0]["seconds"] > 0
-    assert (records[0]["inversion"], records[0]["timestep"]) == ("ddim", 1)
+    assert (records[0]["method"], records[0]["inversion"], records[0]["timestep"]) == ("fa-seg", "ddim", 1)
 
 
 def test_batch_size_does_not_change_masks_or_scores(run, tmp_path):

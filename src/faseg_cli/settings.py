@@ -60,6 +60,10 @@ class FasegSettings:
         if self.timestep is not None and not 0 <= self.timestep <= 999:
             raise UsageError(f"--timestep {self.timestep}: must be between 0 and 999")
 
+    def summary(self) -> dict:
+        """What a result line says about how it was made."""
+        return {"method": "fa-seg", "inversion": self.inversion, "timestep": self.record_timestep}
+
     @property
     def record_timestep(self) -> int:
         """The timestep attention is recorded at."""

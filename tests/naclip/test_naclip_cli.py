@@ -32,6 +32,15 @@ def test_segment_writes_the_api_mask(image, tiny_clip_dir, photo):
     assert np.load("faseg-out/photo.npz")["scores"].shape == (2, 48, 64)
 
 
+def test_json_lines_name_the_method(image, tiny_clip_dir):
+    args = ["segment", image, "--classes", "dog", "--method", "naclip", "-m", str(tiny_clip_dir), "--json", "--no-pamr"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert (record["method"], record["pamr"], record["classes"]) == ("naclip", False, ["dog"])
+    assert "inversion" not in record
+
+
 def test_eval_uses_the_dataset_config_and_resumes(tiny_clip_dir, tmp_path):
     build("voc", tmp_path / "data")
     args = ["eval", "voc", "data", "--method", "naclip", "-m", str(tiny_clip_dir), "-o", "r.json"]

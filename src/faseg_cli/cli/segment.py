@@ -71,15 +71,14 @@ def class_source(classes, classes_from, caption, captions_from, candidates: Cand
 
 
 def json_record(item, files: dict, result, seconds: float, settings) -> str:
-    """The JSON line of one processed image (``settings``: the ``FasegSettings`` it was made with)."""
+    """The JSON line of one processed image (``settings``: those it was made with, FA-Seg's or NACLIP's)."""
     return json.dumps(
         {
             "input": str(item.path),
             "outputs": {kind: str(path) for kind, path in files.items()},
             "classes": result.classes,
             "prompt": result.prompt,
-            "inversion": settings.inversion,
-            "timestep": settings.record_timestep,
+            **settings.summary(),
             "fractions": result.fractions(),
             "seconds": round(seconds, 4),
         }

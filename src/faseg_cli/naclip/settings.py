@@ -49,6 +49,10 @@ class NaclipSettings:
     pixel_std: tuple[float, ...] = (68.501, 66.632, 70.323)
     """RGB standard deviation pixels are divided by."""
 
+    def summary(self) -> dict:
+        """What a result line says about how it was made."""
+        return {"method": "naclip", "pamr": self.pamr_steps > 0}
+
     def __post_init__(self) -> None:
         if min(self.short_side, self.long_side) < 1:
             raise UsageError("NACLIP short_side and long_side must be positive")
