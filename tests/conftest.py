@@ -43,6 +43,12 @@ def tiny_model(tiny_model_dir):
 
 
 @pytest.fixture
+def model_args(tiny_model_dir):
+    """The command-line options that select the tiny model at the test resolution."""
+    return ["--model", str(tiny_model_dir), "--resolution", str(TEST_RESOLUTION)]
+
+
+@pytest.fixture
 def segmenter(tiny_model):
     from faseg_cli.engine import Segmenter
 

@@ -23,11 +23,6 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def model_args(tiny_model_dir):
-    return ["--model", str(tiny_model_dir), "--resolution", str(TEST_RESOLUTION)]
-
-
-@pytest.fixture
 def run(model_args):
     """``faseg eval ARGS`` with the tiny model and, unless ``candidates`` says otherwise, ``--candidates gt``.
 

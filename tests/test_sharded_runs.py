@@ -12,15 +12,9 @@ from typer.testing import CliRunner
 
 from faseg_cli.cli import app
 from tests import imagefiles
-from tests.conftest import TEST_RESOLUTION
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture
-def model_args(tiny_model_dir):
-    return ["--model", str(tiny_model_dir), "--resolution", str(TEST_RESOLUTION)]
 
 
 @pytest.fixture

@@ -68,7 +68,27 @@ class Segmentation:
         return {name: float(c) for name, c in zip(["background", *self.classes], counts)}
 
 
-class Segmenter:
+class SegmenterBase:
+    """What every method's segmenter shares: ``segment`` on top of its ``segment_batch``, and the device choice."""
+
+    def segment(
+        self, image: Image.Image | str | Path, classes: list[str], caption: str | None = None, keep_maps: bool = False
+    ) -> Segmentation:
+        """Segment one image (a PIL image or a path) into ``classes``."""
+        return self.segment_batch([image], [classes], [caption], keep_maps)[0]
+
+    @staticmethod
+    def select_devices(device: str, dtype: str, what: str) -> tuple[torch.device, torch.dtype]:
+        """Parse and check ``device`` and ``dtype`` (usage errors), and say which model runs where."""
+        from faseg_cli.device import describe, select_device, select_dtype
+
+        torch_device = select_device(device)
+        torch_dtype = select_dtype(dtype, torch_device)
+        log.info("Using %s on %s", what, describe(torch_device, torch_dtype))
+        return torch_device, torch_dtype
+
+
+class Segmenter(SegmenterBase):
     """Segments images by class names: per image, a DDIM inversion pass and a recorded UNet pass (by default)."""
 
     method = "fa-seg"
@@ -98,22 +118,13 @@ class Segmenter:
             from faseg_cli.naclip.segmenter import load_method
 
             return load_method(method, model, device=device, dtype=dtype, settings=settings)
-        model = model or "diffusion"
-        from faseg_cli.device import describe, select_device, select_dtype
         from faseg_cli.registry import DIFFUSION
         from faseg_cli.weights import resolve_model
 
-        torch_device = select_device(device)
-        torch_dtype = select_dtype(dtype, torch_device)
+        model = model or "diffusion"
+        torch_device, torch_dtype = cls.select_devices(device, dtype, model)
         path = resolve_model(model, DIFFUSION)
-        log.info("Using %s on %s", model, describe(torch_device, torch_dtype))
         return cls(DiffusionModel.load(path, torch_device, torch_dtype), settings)
-
-    def segment(
-        self, image: Image.Image | str | Path, classes: list[str], caption: str | None = None, keep_maps: bool = False
-    ) -> Segmentation:
-        """Segment one image (a PIL image or a path) into ``classes``."""
-        return self.segment_batch([image], [classes], [caption], keep_maps)[0]
 
     def segment_batch(
         self,

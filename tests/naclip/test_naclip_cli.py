@@ -54,7 +54,8 @@ def test_eval_uses_the_dataset_config_and_resumes(tiny_clip_dir, tmp_path):
     assert data["method"] == "naclip" and data["thresholds"] == [0.1] and data["images"] == 3
     assert data["model"]["name"] == str(tiny_clip_dir)
     assert data["settings"]["window"] == 0 and data["settings"]["pamr_steps"] == 10
-    assert result.stdout.startswith(f"voc mIoU {data['miou']:.2f} (threshold 0.1, 3 images)")
+    assert data["class_source"] == "all"  # NACLIP's published protocol: every class of the dataset on every image
+    assert result.stdout.startswith(f"voc mIoU {data['miou']:.2f} (classes all, threshold 0.1, 3 images)")
 
 
 def test_eval_without_background_is_argmax(tiny_clip_dir, tmp_path):

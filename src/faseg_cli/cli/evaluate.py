@@ -46,9 +46,9 @@ def evaluate(
         None,
         "--candidates",
         metavar="auto|all|gt|FILE",
-        help="Class list per image: auto (BLIP + TagCLIP candidates among the dataset's classes: the method's own "
-        "result; default), all (every class of the dataset), gt (the classes in each ground-truth label: an oracle "
-        "that sees the answer) or a file.",
+        help="Class list per image: auto (BLIP + TagCLIP candidates among the dataset's classes: FA-Seg's own "
+        "result; its default), all (every class of the dataset: NACLIP's published protocol; its default), gt (the "
+        "classes in each ground-truth label: an oracle that sees the answer) or a file.",
     ),
     captions: Optional[str] = typer.Option(
         None,
@@ -156,7 +156,7 @@ def _run_model(
     batch_size,
 ):
     from faseg_cli.class_sources import AUTO
-    from faseg_cli.eval_sources import GROUND_TRUTH, prompt_source
+    from faseg_cli.eval_sources import ALL, GROUND_TRUTH, prompt_source
     from faseg_cli.eval_state import state_path
     from faseg_cli.evaluation import evaluate, parse_thresholds
     from faseg_cli.outputs import check_writable
@@ -169,7 +169,7 @@ def _run_model(
     sweep = parse_thresholds(thresholds) if thresholds is not None else (settings.threshold,)
     if candidate_models.vocab:
         raise UsageError("--vocab does not apply to eval: the dataset's classes are the vocabulary")
-    prompts = prompt_source(class_lists or AUTO, captions, data)
+    prompts = prompt_source(class_lists or (ALL if engine.method == "naclip" else AUTO), captions, data)
     if prompts.classes_name == GROUND_TRUTH and workers.primary:
         note("--candidates gt: each image is segmented into the classes of its ground truth (an oracle)")
     for folder in [output.parent if output else None, save_masks]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from faseg_cli.engine import Segmentation
+from faseg_cli.engine import Segmentation, SegmenterBase
 from faseg_cli.errors import UsageError
 from faseg_cli.images import load_image, to_rgb
 from faseg_cli.naclip.maths import (
@@ -42,7 +42,7 @@ METHODS = ("fa-seg", "naclip")
 """The segmentation methods, FA-Seg (the default) first."""
 
 
-class NaclipSegmenter:
+class NaclipSegmenter(SegmenterBase):
     """Segments images by class names with NACLIP (CLIP ViT-B/16 only); one image at a time."""
 
     method = "naclip"
@@ -58,18 +58,8 @@ class NaclipSegmenter:
         cls, model: str = "clip", *, device: str = "auto", dtype: str = "auto", settings: NaclipSettings | None = None
     ) -> NaclipSegmenter:
         """Resolve (download if needed) and load the CLIP ``model``: a registered name, hub id or local directory."""
-        from faseg_cli.device import describe, select_device, select_dtype
-
-        torch_device = select_device(device)
-        torch_dtype = select_dtype(dtype, torch_device)
-        log.info("Using %s (NACLIP) on %s", model, describe(torch_device, torch_dtype))
+        torch_device, torch_dtype = cls.select_devices(device, dtype, f"{model} (NACLIP)")
         return cls(NaclipModel.load(model, torch_device, torch_dtype), settings)
-
-    def segment(
-        self, image: Image.Image | str | Path, classes: list[str], caption: str | None = None, keep_maps: bool = False
-    ) -> Segmentation:
-        """Segment one image (a PIL image or a path) into ``classes``."""
-        return self.segment_batch([image], [classes], [caption], keep_maps)[0]
 
     def segment_batch(
         self,
