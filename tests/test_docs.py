@@ -8,7 +8,8 @@ in one of two ways:
   shots/, synthetic datasets under data/ from tests/dataset_builders.py, per-image
   class and caption files, another method's masks), with the weights swapped for the
   tiny random-weight models: ``-m tiny-random --resolution 64`` where the diffusion
-  model runs and no model is named (tiny-blip and tiny-clip come with it), and
+  model runs and no model is named (tiny-blip and tiny-clip come with it), ``-m
+  tiny-clip`` with ``--method naclip``, and
   ``--caption-model tiny-blip --clip-model tiny-clip`` for ``faseg candidates``. It
   must exit with 0. The examples of one help page or code block run in order in one
   sandbox, so a later one reads what an earlier one wrote; ``cd`` moves within the
@@ -55,6 +56,16 @@ def help_examples(name: str, columns: int = 80) -> list[str]:
     return [line[len(PROMPT) :] for line in lines if line.startswith(PROMPT)]
 
 
+def documented_errors() -> dict[str, str]:
+    """Console examples shown failing: the command line (``$ ...``) and the ``error:`` line after it."""
+    errors = {}
+    for path in DOCS:
+        for block in re.findall(r"```console\n(.*?)```", path.read_text(encoding="utf-8"), re.S):
+            lines = block.splitlines()
+            errors |= {a[2:]: b for a, b in zip(lines, lines[1:]) if a.startswith("$ ") and b.startswith("error: ")}
+    return errors
+
+
 def doc_blocks() -> dict[str, list[str]]:
     """The faseg command lines (and ``cd`` lines) of every bash/console block, by ``file:line``."""
     blocks = {}
@@ -97,9 +108,10 @@ def tiny_substitutes(name: str, args: list[str]) -> list[str]:
     """The options that swap the real weights for the tiny models (see the module docstring)."""
     given = set(args)
     extra = []
+    naclip = "naclip" in given  # --method naclip: the tiny CLIP is its model
     if name in ("segment", "attention") or (name == "eval" and "--predictions" not in given):
-        extra += [] if given & {"-m", "--model"} else ["-m", "tiny-random"]
-        extra += [] if "--resolution" in given else ["--resolution", "64"]
+        extra += [] if given & {"-m", "--model"} else ["-m", "tiny-clip" if naclip else "tiny-random"]
+        extra += [] if "--resolution" in given or naclip else ["--resolution", "64"]
     if name == "candidates":
         extra += [] if "--caption-model" in given else ["--caption-model", "tiny-blip"]
         extra += [] if "--clip-model" in given else ["--clip-model", "tiny-clip"]
@@ -197,10 +209,24 @@ def test_help_examples_run(name, sandbox):
 @pytest.mark.parametrize("where", sorted(doc_blocks()))
 def test_docs_examples_run(where, sandbox):
     lines = doc_blocks()[where]
+    errors = documented_errors()
     cwd = sandbox
     for line in lines:
-        if not synopsis(line):
+        if line in errors:
+            check_documented_error(line, errors[line], cwd)
+        elif not synopsis(line):
             cwd = check_example(line, cwd)
+
+
+def check_documented_error(line: str, error: str, cwd: Path) -> None:
+    """A documented failure, run as written: the same one-line error up to its first parenthesis (the cause
+    in parentheses depends on the machine: offline or unreachable, the cache path)."""
+    _, (name, *args), _ = faseg_stage(line)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        result = runner.invoke(app, [name, *args])
+    assert result.exit_code != 0, line
+    assert [row for row in result.stderr.splitlines() if row.startswith(error.split(" (")[0])], result.stderr
 
 
 def test_readme_quickstart_and_changelog():

@@ -78,14 +78,19 @@ class SegmenterBase:
         return self.segment_batch([image], [classes], [caption], keep_maps)[0]
 
     @staticmethod
-    def select_devices(device: str, dtype: str, what: str) -> tuple[torch.device, torch.dtype]:
-        """Parse and check ``device`` and ``dtype`` (usage errors), and say which model runs where."""
-        from faseg_cli.device import describe, select_device, select_dtype
+    def select_devices(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+        """Parse and check ``device`` and ``dtype`` (usage errors, found before any model loads)."""
+        from faseg_cli.device import select_device, select_dtype
 
         torch_device = select_device(device)
-        torch_dtype = select_dtype(dtype, torch_device)
-        log.info("Using %s on %s", what, describe(torch_device, torch_dtype))
-        return torch_device, torch_dtype
+        return torch_device, select_dtype(dtype, torch_device)
+
+    @staticmethod
+    def announce(what: str, device: torch.device, dtype: torch.dtype) -> None:
+        """Say which model runs where."""
+        from faseg_cli.device import describe
+
+        log.info("Using %s on %s", what, describe(device, dtype))
 
 
 class Segmenter(SegmenterBase):
@@ -122,8 +127,9 @@ class Segmenter(SegmenterBase):
         from faseg_cli.weights import resolve_model
 
         model = model or "diffusion"
-        torch_device, torch_dtype = cls.select_devices(device, dtype, model)
+        torch_device, torch_dtype = cls.select_devices(device, dtype)
         path = resolve_model(model, DIFFUSION)
+        cls.announce(model, torch_device, torch_dtype)
         return cls(DiffusionModel.load(path, torch_device, torch_dtype), settings)
 
     def segment_batch(

@@ -58,8 +58,10 @@ class NaclipSegmenter(SegmenterBase):
         cls, model: str = "clip", *, device: str = "auto", dtype: str = "auto", settings: NaclipSettings | None = None
     ) -> NaclipSegmenter:
         """Resolve (download if needed) and load the CLIP ``model``: a registered name, hub id or local directory."""
-        torch_device, torch_dtype = cls.select_devices(device, dtype, f"{model} (NACLIP)")
-        return cls(NaclipModel.load(model, torch_device, torch_dtype), settings)
+        torch_device, torch_dtype = cls.select_devices(device, dtype)
+        clip = NaclipModel.load(model, torch_device, torch_dtype)
+        cls.announce(f"{model} (NACLIP)", torch_device, torch_dtype)
+        return cls(clip, settings)
 
     def segment_batch(
         self,
