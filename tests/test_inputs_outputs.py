@@ -50,6 +50,7 @@ def test_nul_byte_without_null_is_a_usage_error(tree):
 
 def test_undecodable_file_names_on_stdin_are_kept(tree):
     name = os.fsdecode(b"caf\xe9.jpg")
+    Path(name).write_bytes(b"")
     stdin = io.TextIOWrapper(io.BytesIO(b"caf\xe9.jpg\n"), encoding="utf-8")
     assert [str(i.path) for i in collect_inputs(["-"], stdin=stdin).items] == [name]
 
