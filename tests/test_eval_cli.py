@@ -319,4 +319,5 @@ def test_class_list_sources_are_named_and_kept_apart(run, tmp_path):
         "run without --resume to start over"
     ]
     [option] = [p for p in typer.main.get_command(app).commands["eval"].params if p.name == "class_lists"]
-    assert "result; default), all (every class of the dataset), gt (" in option.help and "an oracle" in option.help
+    per_method = "FA-Seg's own result; its default), all (every class of the dataset: NACLIP's published protocol; "
+    assert per_method + "its default), gt (" in option.help and "an oracle" in option.help
