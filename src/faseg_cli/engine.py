@@ -71,6 +71,16 @@ class Segmentation:
 class SegmenterBase:
     """What every method's segmenter shares: ``segment`` on top of its ``segment_batch``, and the device choice."""
 
+    settings_class: type
+    """The method's settings; its defaults are used when none are given."""
+
+    def __init__(self, model, settings=None, timer=None) -> None:
+        """``model``: the method's loaded model; ``timer``, if given, is called as ``with timer(stage):``
+        around each stage (see ``timing.StageTimer``)."""
+        self.model = model
+        self.settings = settings or self.settings_class()
+        self._stage = timer or (lambda stage: nullcontext())
+
     def segment(
         self, image: Image.Image | str | Path, classes: list[str], caption: str | None = None, keep_maps: bool = False
     ) -> Segmentation:
@@ -97,12 +107,7 @@ class Segmenter(SegmenterBase):
     """Segments images by class names: per image, a DDIM inversion pass and a recorded UNet pass (by default)."""
 
     method = "fa-seg"
-
-    def __init__(self, model: DiffusionModel, settings: FasegSettings | None = None, timer=None) -> None:
-        """``timer``, if given, is called as ``with timer(stage):`` around each stage (see ``timing.StageTimer``)."""
-        self.model = model
-        self.settings = settings or FasegSettings()
-        self._stage = timer or (lambda stage: nullcontext())
+    settings_class = FasegSettings
 
     @classmethod
     def load(

@@ -9,7 +9,6 @@ probability is below the threshold. Scores and labels are at the image's own siz
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +45,7 @@ class NaclipSegmenter(SegmenterBase):
     """Segments images by class names with NACLIP (CLIP ViT-B/16 only); one image at a time."""
 
     method = "naclip"
-
-    def __init__(self, model: NaclipModel, settings: NaclipSettings | None = None, timer=None) -> None:
-        """``timer``, if given, is called as ``with timer(stage):`` around each stage (see ``timing.StageTimer``)."""
-        self.model = model
-        self.settings = settings or NaclipSettings()
-        self._stage = timer or (lambda stage: nullcontext())
+    settings_class = NaclipSettings
 
     @classmethod
     def load(
