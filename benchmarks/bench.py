@@ -29,16 +29,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faseg_cli.device import describe, select_device, select_dtype
-from faseg_cli.diffusion import DiffusionModel
-from faseg_cli.engine import Segmenter
-from faseg_cli.images import model_input
-from faseg_cli.outputs import write_mask
-from faseg_cli.prompts import tokenize_prompts
-from faseg_cli.random_model import random_components
-from faseg_cli.refine import hard_refine, naive_propagate, propagate
-from faseg_cli.settings import FasegSettings
-from faseg_cli.timing import StageTimer
+from faseg_cli.models.device import describe, select_device, select_dtype
+from faseg_cli.engine.faseg.diffusion import DiffusionModel
+from faseg_cli.engine.faseg.segmenter import Segmenter
+from faseg_cli.files.images import model_input
+from faseg_cli.files.outputs import write_mask
+from faseg_cli.engine.faseg.prompts import tokenize_prompts
+from faseg_cli.models.random_diffusion import random_components
+from faseg_cli.engine.faseg.refine import hard_refine, naive_propagate, propagate
+from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.engine.timing import StageTimer
 
 BATCH_STAGES = ("preprocess", "vae", "text", "inversion", "unet")
 IMAGE_STAGES = ("hard", "ttf_labels", "write")
@@ -95,8 +95,8 @@ def peak_memory_gib(device: torch.device) -> float:
 
 def build_model(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
     if args.model:
-        from faseg_cli.registry import DIFFUSION
-        from faseg_cli.weights import resolve_model
+        from faseg_cli.models.registry import DIFFUSION
+        from faseg_cli.models.weights import resolve_model
 
         return DiffusionModel.load(resolve_model(args.model, DIFFUSION), device, dtype)
     unet, vae, text, tokenizer = random_components(args.preset)
@@ -283,14 +283,14 @@ NACLIP_STAGES = ("preprocess", "clip", "pamr", "labels")
 
 def naclip_model(args: argparse.Namespace, device: torch.device, dtype: torch.dtype):
     """NACLIP's CLIP: ``--model`` weights, else ViT-B/16's architecture with random weights (tiny-clip if tiny)."""
-    from faseg_cli.naclip.model import NaclipModel
+    from faseg_cli.engine.naclip.model import NaclipModel
 
     if args.model or args.preset == "tiny":
         return NaclipModel.load(args.model or "tiny-clip", device, dtype)
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-    from faseg_cli.candidates.clip_encoder import ClipEncoder
-    from faseg_cli.random_model import tiny_vocabulary
+    from faseg_cli.engine.clip import ClipEncoder
+    from faseg_cli.models.random_diffusion import tiny_vocabulary
 
     config = CLIPConfig(
         text_config={"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12},
@@ -306,8 +306,8 @@ def naclip_model(args: argparse.Namespace, device: torch.device, dtype: torch.dt
 
 def naclip_floor(model, segmenter, image: Image.Image, repeats: int) -> float:
     """Seconds per image of the plain CLIP vision forwards of the image's sliding windows (same batches)."""
-    from faseg_cli.naclip.maths import normalise, rescaled_size, resize_bilinear, window_boxes
-    from faseg_cli.naclip.model import WINDOW_BATCH
+    from faseg_cli.engine.naclip.maths import normalise, rescaled_size, resize_bilinear, window_boxes
+    from faseg_cli.engine.naclip.model import WINDOW_BATCH
 
     s = segmenter.settings
     pixels = resize_bilinear(torch.from_numpy(np.array(image)), rescaled_size(*image.size, s.short_side, s.long_side))
@@ -332,7 +332,7 @@ def naclip_main(args: argparse.Namespace) -> dict:
     """NACLIP on CPU or GPU: seconds per image, peak memory, and the ratio to its floor (the plain CLIP forwards)."""
     import os
 
-    from faseg_cli.naclip.segmenter import NaclipSegmenter
+    from faseg_cli.engine.naclip.segmenter import NaclipSegmenter
 
     device = select_device(args.device)
     dtype = select_dtype(args.dtype, device)

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 from tests.dataset_builders import build, write_label
 
-from faseg_cli.datasets import get_dataset
+from faseg_cli.evaluation.datasets import get_dataset
 from faseg_cli.errors import UsageError
-from faseg_cli.scoring import score_predictions
+from faseg_cli.evaluation.scoring import score_predictions
 
 ALL = ["voc", "voc20", "context", "context59", "coco-object", "coco-stuff", "ade", "cityscapes"]
 

@@ -1,4 +1,4 @@
-"""Word lists shipped with the candidate engine (``faseg_cli/data/candidates/*.txt``)."""
+"""Word lists shipped with faseg (``faseg_cli/data/candidates/*.txt``): CLIP prompt templates, TagCLIP's lists."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from faseg_cli.candidates.resources import stopwords
+from faseg_cli.word_lists import stopwords
 from faseg_cli.candidates.synonyms import ClassLookup
 from faseg_cli.vocabularies import Vocabulary
 

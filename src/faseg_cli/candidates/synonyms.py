@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from faseg_cli.candidates.resources import read_list
+from faseg_cli.word_lists import read_list
 from faseg_cli.vocabularies import Vocabulary, name_key, parse_vocabulary
 
 

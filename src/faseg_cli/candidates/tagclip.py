@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from faseg_cli.candidates.boxes import bounding_box, region_boxes_mask
-from faseg_cli.candidates.clip_encoder import ClipEncoder
-from faseg_cli.candidates.resources import distractors as default_distractors
+from faseg_cli.engine.clip import ClipEncoder
+from faseg_cli.word_lists import distractors as default_distractors
 from faseg_cli.candidates.synonyms import ClassLookup
 from faseg_cli.candidates.text_embeddings import class_embeddings
-from faseg_cli.refine import minmax
+from faseg_cli.engine.scores import minmax
 from faseg_cli.vocabularies import Vocabulary
 
 LOGIT_SCALE = 100.0

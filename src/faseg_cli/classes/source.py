@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from faseg_cli.errors import InputError, UsageError
-from faseg_cli.per_image_files import PerImage
-from faseg_cli.prompts import validate_classes
+from faseg_cli.classes.per_image import PerImage
+from faseg_cli.vocabularies import validate_classes
 
 AUTO = "auto"
 

@@ -1,4 +1,4 @@
-"""Where an evaluation takes each image's class list and caption from.
+"""Where an evaluation takes each image's class list and caption from: a dataset split's view of ``source``.
 
 ``--candidates`` is ``auto`` (the candidate engine over the dataset's vocabulary: the
 method's own result, the default), ``all`` (every class of the dataset for every
@@ -16,26 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image
 
-from faseg_cli.class_sources import AUTO, ClassSource
-from faseg_cli.datasets import Dataset, Sample
+from faseg_cli.classes.source import AUTO, ClassSource
 
 GROUND_TRUTH = "gt"
 ALL = "all"
 CLASS_SOURCES = (AUTO, ALL, GROUND_TRUTH)
 """The named ``--candidates`` values; anything else is a file."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """One loaded sample: everything a source may look at."""
-
-    sample: Sample
-    image: Image.Image
-    label: np.ndarray
-    """The ground truth as metric indices."""
 
 
 @dataclass
@@ -45,10 +32,11 @@ class PromptSource:
     classes_name: str
     captions_name: str
     source: ClassSource
-    ground_truth: Dataset | None = None
+    ground_truth: object = None
     """Set when the class lists are the classes present in each label."""
 
-    def __call__(self, items: Sequence[Item]) -> tuple[list[list[str]], list[str | None]]:
+    def __call__(self, items: Sequence) -> tuple[list[list[str]], list[str | None]]:
+        """``items``: loaded samples (each with ``sample``, ``image`` and ``label``, see ``evaluation.runner.Item``)."""
         jobs = [self.source.job(item.sample.id, item.image) for item in items]
         if self.ground_truth is not None:
             for job, item in zip(jobs, items):
@@ -65,12 +53,14 @@ class PromptSource:
         return self.classes_name == AUTO
 
 
-def prompt_source(candidates: str, captions: str | None, dataset: Dataset) -> PromptSource:
+def prompt_source(candidates: str, captions: str | None, dataset) -> PromptSource:
     """The source for the ``--candidates`` and ``--captions`` values; files are read now (usage errors early).
+
+    ``dataset`` is an ``evaluation.datasets.Dataset``: its classes, vocabulary and sample ids.
 
     ``captions=None`` is the default: ``auto`` with ``candidates="auto"``, else ``none``.
     """
-    from faseg_cli.per_image_files import read_captions, read_class_lists
+    from faseg_cli.classes.per_image import read_captions, read_class_lists
     from faseg_cli.vocabularies import load_vocabulary
 
     if captions is None:
@@ -91,7 +81,7 @@ def prompt_source(candidates: str, captions: str | None, dataset: Dataset) -> Pr
     )
 
 
-def _check_files(source: ClassSource, dataset: Dataset) -> None:
+def _check_files(source: ClassSource, dataset) -> None:
     """Usage error unless the files cover every sample with names of the dataset's classes.
 
     Checked before the run, so that one bad entry cannot stop it halfway (or, under

@@ -1,4 +1,4 @@
-"""CLIP ViT-B/16 as TagCLIP uses it: text embeddings, dense patch features, region classification.
+"""CLIP ViT-B/16 as TagCLIP and NACLIP run it: text embeddings, dense patch features, region classification.
 
 The vision tower is driven layer by layer from the model's own modules
 (``embeddings``, ``encoder.layers[i].{layer_norm1,self_attn.*_proj,layer_norm2,mlp}``,
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from faseg_cli.errors import WeightsError
-from faseg_cli.images import to_rgb
-from faseg_cli.quiet import quiet_libraries
-from faseg_cli.registry import CLIP
-from faseg_cli.weights import resolve_model
+from faseg_cli.files.images import to_rgb
+from faseg_cli.models.quiet import quiet_libraries
+from faseg_cli.models.registry import CLIP
+from faseg_cli.models.weights import resolve_model
 
 log = logging.getLogger("faseg")
 
@@ -206,3 +206,10 @@ class ClipEncoder:
         for layer in self.model.vision_model.encoder.layers:
             x, _ = layer_forward(layer, x, bias)
         return self._project(x[:, 0])
+
+
+def ensemble(encoder: ClipEncoder, classes: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+    """Template-ensemble embeddings (K, E) of ``classes``, computed now."""
+    texts = [template.format(name) for name in classes for template in templates]
+    per_prompt = encoder.encode_text(texts).view(len(classes), len(templates), -1)
+    return F.normalize(per_prompt.mean(1), dim=-1)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from faseg_cli.errors import InputError, UsageError
-from faseg_cli.metrics import IGNORE, INVALID
+from faseg_cli.evaluation.metrics import IGNORE, INVALID
 from faseg_cli.vocabularies import load_vocabulary, name_key
 
 BACKGROUND = "background"

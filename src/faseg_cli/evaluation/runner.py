@@ -1,4 +1,4 @@
-"""Evaluate FA-Seg on a dataset split (SPEC §4): the Python API behind ``faseg eval``.
+"""Evaluate a segmenter (FA-Seg or NACLIP) on a dataset split (SPEC §4): the Python API behind ``faseg eval``.
 
 Each image is segmented once; its class scores are thresholded at every requested
 background threshold exactly as the engine thresholds them, each threshold with its
@@ -24,18 +24,28 @@ import numpy as np
 from PIL import Image
 
 from faseg_cli import __version__
-from faseg_cli.datasets import Dataset, Sample
-from faseg_cli.distributed import Workers
+from faseg_cli.evaluation.datasets import Dataset, Sample
+from faseg_cli.evaluation.sharding import Workers
 from faseg_cli.errors import InputError, UsageError
-from faseg_cli.eval_sources import Item, PromptSource
-from faseg_cli.eval_state import EvalState
-from faseg_cli.images import load_image, resize_labels
-from faseg_cli.metrics import ConfusionMatrix
-from faseg_cli.outputs import mask_image, write_png
-from faseg_cli.provenance import ResumeCheck, record, request
-from faseg_cli.scoring import score_predictions
+from faseg_cli.classes.splits import PromptSource
+from faseg_cli.evaluation.state import EvalState
+from faseg_cli.files.images import load_image, resize_labels
+from faseg_cli.evaluation.metrics import ConfusionMatrix
+from faseg_cli.files.outputs import mask_image, write_png
+from faseg_cli.files.provenance import ResumeCheck, record, request
+from faseg_cli.evaluation.scoring import score_predictions
 
 MAX_THRESHOLDS = 101
+
+
+@dataclass(frozen=True)
+class Item:
+    """One loaded sample: everything a source may look at."""
+
+    sample: Sample
+    image: Image.Image
+    label: np.ndarray
+    """The ground truth as metric indices."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +240,7 @@ def evaluate(
 
 
 def _model_info(segmenter, name: str | None) -> dict[str, Any]:
-    from faseg_cli.weights import model_revision
+    from faseg_cli.models.weights import model_revision
 
     path = segmenter.model.path
     return {"name": name, "revision": model_revision(name or str(path), path), "path": str(path.resolve())}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faseg_cli.datasets import Dataset, read_label_png
+from faseg_cli.evaluation.datasets import Dataset, read_label_png
 from faseg_cli.errors import InputError, UsageError
-from faseg_cli.metrics import ConfusionMatrix
+from faseg_cli.evaluation.metrics import ConfusionMatrix
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Several processes, one evaluation: each takes a strided shard and the counts are summed.
+"""Several processes, one run: each takes a strided shard of a split (or a folder); evaluation counts are summed.
 
 Launchers (``torchrun``, ``accelerate launch``) start one process per device and set
 ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.
@@ -119,7 +119,7 @@ class Workers:
         if not self.distributed or fcntl is None:
             yield
             return
-        from faseg_cli.outputs import safe_name
+        from faseg_cli.files.outputs import safe_name
 
         env = os.environ
         run = env.get("TORCHELASTIC_RUN_ID") or f"{env.get('MASTER_ADDR')}-{env.get('MASTER_PORT')}"

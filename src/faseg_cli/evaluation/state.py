@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from faseg_cli.errors import UsageError
-from faseg_cli.metrics import ConfusionMatrix
-from faseg_cli.outputs import atomic_write
+from faseg_cli.evaluation.metrics import ConfusionMatrix
+from faseg_cli.files.outputs import atomic_write
 
 VERSION = 1
 

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from faseg_cli.engine import Segmentation
-from faseg_cli.fonts import font_for
-from faseg_cli.palette import voc_colormap
+from faseg_cli.files.fonts import font_for
+from faseg_cli.files.palette import voc_colormap
 
 COLUMNS = 5
 TILE = 320
@@ -86,8 +85,8 @@ class Panel:
         return f"not rescaled ({low:.2f} to {high:.2f})"
 
 
-def class_panels(result: Segmentation, k: int) -> list[Panel]:
-    """The pictures of class ``k`` (0-based) of ``result`` (which must hold its maps), in grid order."""
+def class_panels(result, k: int) -> list[Panel]:
+    """The pictures of class ``k`` (0-based) of ``result`` (a ``Segmentation`` holding its maps), in grid order."""
     maps = result.maps
     panels = [Panel("image")]
     panels += [Panel(f"cross-attention {r}x{r}", "minmax", _array(maps.cross[r][0, k])) for r in sorted(maps.cross)]
@@ -159,9 +158,7 @@ def colour_bar(height: int, threshold: float | None, text: int) -> Image.Image:
     return out
 
 
-def class_grid(
-    image: Image.Image, result: Segmentation, k: int, tile: int = TILE, threshold: float | None = None
-) -> Image.Image:
+def class_grid(image: Image.Image, result, k: int, tile: int = TILE, threshold: float | None = None) -> Image.Image:
     """The grid for class ``k`` (0-based) of ``result``, which must hold its maps.
 
     ``threshold``, when given, is marked on the colour bar (where the final score becomes the mask).

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from faseg_cli.errors import UsageError
-from faseg_cli.images import image_extensions
+from faseg_cli.files.images import image_extensions
 
 GLOB_CHARS = frozenset("*?[")
 

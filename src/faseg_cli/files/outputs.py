@@ -22,10 +22,10 @@ import numpy as np
 from PIL import Image
 
 from faseg_cli.errors import OutputError, UsageError
-from faseg_cli.inputs import InputItem
-from faseg_cli.overlay import overlay_image
-from faseg_cli.palette import voc_colormap
-from faseg_cli.provenance import npz_arrays, png_info
+from faseg_cli.files.inputs import InputItem
+from faseg_cli.files.overlay import overlay_image
+from faseg_cli.files.palette import voc_colormap
+from faseg_cli.files.provenance import npz_arrays, png_info
 
 SUFFIXES = {"mask": ".png", "overlay": ".overlay.jpg", "scores": ".npz", "attention": ""}
 

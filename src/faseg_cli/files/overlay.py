@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from faseg_cli.fonts import font_for
-from faseg_cli.palette import voc_colormap
+from faseg_cli.files.fonts import font_for
+from faseg_cli.files.palette import voc_colormap
 
 MIN_SIDE = 256
 PANEL = (255, 255, 255)

@@ -33,7 +33,7 @@ FOLDER_FILE = "attention.npz"
 
 def request(settings, model: str, **parts) -> dict:
     """The request of an output: version, model identity, settings, and ``parts`` (classes, caption, ...)."""
-    from faseg_cli.weights import model_identity
+    from faseg_cli.models.weights import model_identity
 
     made = {"faseg": __version__, "model": model_identity(model), "settings": asdict(settings), **parts}
     return json.loads(json.dumps(made))

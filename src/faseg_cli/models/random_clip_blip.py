@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from faseg_cli.quiet import quiet_libraries
-from faseg_cli.random_model import tiny_vocabulary, write_tokenizer
+from faseg_cli.models.quiet import quiet_libraries
+from faseg_cli.models.random_diffusion import tiny_vocabulary, write_tokenizer
 
 BLIP_WORDS = (
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",

@@ -114,7 +114,7 @@ def random_components(preset: str = "tiny", seed: int = 0):
 
 def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
     """Write a random-weight model of ``preset`` to ``path`` in the real on-disk layout."""
-    from faseg_cli.quiet import quiet_libraries
+    from faseg_cli.models.quiet import quiet_libraries
 
     quiet_libraries()
     path = Path(path)

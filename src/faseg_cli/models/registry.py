@@ -89,10 +89,10 @@ def _generated(name: str, components: tuple[Component, ...], what: str, builder:
 
 
 TINY_RANDOM = _generated(
-    "tiny-random", DIFFUSION.components[:4], "diffusion model", "faseg_cli.random_model:write_tiny_model"
+    "tiny-random", DIFFUSION.components[:4], "diffusion model", "faseg_cli.models.random_diffusion:write_tiny_model"
 )
-TINY_BLIP = _generated("tiny-blip", BLIP.components, "BLIP", "faseg_cli.candidates.random_models:write_tiny_blip")
-TINY_CLIP = _generated("tiny-clip", CLIP.components, "CLIP", "faseg_cli.candidates.random_models:write_tiny_clip")
+TINY_BLIP = _generated("tiny-blip", BLIP.components, "BLIP", "faseg_cli.models.random_clip_blip:write_tiny_blip")
+TINY_CLIP = _generated("tiny-clip", CLIP.components, "CLIP", "faseg_cli.models.random_clip_blip:write_tiny_clip")
 
 MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, TINY_RANDOM, BLIP, CLIP, TINY_BLIP, TINY_CLIP)}
 

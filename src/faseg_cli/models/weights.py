@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 from faseg_cli.errors import UsageError, WeightsError
-from faseg_cli.quiet import quiet_hub
-from faseg_cli.registry import MODELS, Component, ModelSource, lookup, suggest
+from faseg_cli.models.quiet import quiet_hub
+from faseg_cli.models.registry import MODELS, Component, ModelSource, lookup, suggest
 
 log = logging.getLogger("faseg")
 

@@ -1,4 +1,4 @@
-"""Pure tensor maths of FA-Seg (SPEC §2.6-2.9): no model, no I/O.
+"""Pure tensor maths of FA-Seg (SPEC §2.6-2.8): fusion, HARD and test-time flipping; no model, no I/O.
 
 Shapes: B images (with flipped copies), K classes, r a recorded resolution, L the
 latent size (64 at 512 px). Self-attention maps are ``(B, r*r, r*r)`` with rows =
@@ -19,6 +19,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from faseg_cli.engine.scores import minmax
+
 
 def fuse_cross(cross: dict[int, torch.Tensor], weights: dict[int, float], size: int) -> torch.Tensor:
     """Weighted sum of the cross maps, each upsampled (nearest) to ``size`` (SPEC §2.6)."""
@@ -28,13 +30,6 @@ def fuse_cross(cross: dict[int, torch.Tensor], weights: dict[int, float], size: 
             term = w * F.interpolate(cross[r].float(), size=(size, size), mode="nearest")
             fused = term if fused is None else fused + term
     return fused
-
-
-def minmax(values: torch.Tensor, dim: int | tuple[int, ...] = (-2, -1)) -> torch.Tensor:
-    """Scale to [0, 1] over ``dim`` (by default each ``(..., H, W)`` map); a constant slice becomes zeros."""
-    low = values.amin(dim, keepdim=True)
-    span = values.amax(dim, keepdim=True) - low
-    return torch.where(span > 0, (values - low) / torch.where(span > 0, span, 1), 0.0)
 
 
 def bicubic_operator(r: int, size: int, device: str = "cpu") -> torch.Tensor:
@@ -119,17 +114,3 @@ def merge_flipped(maps: torch.Tensor, size: int) -> torch.Tensor:
     up = F.interpolate(maps.reshape(n * g, k, s, s), size=(size, size), mode="bicubic", align_corners=False)
     up = up.view(n, g, k, size, size)
     return up[:, 0] if g == 1 else (up[:, 0] + up[:, 1].flip(-1)) / 2
-
-
-def labels_from_scores(scores: torch.Tensor, threshold: float, background: torch.Tensor | None = None) -> torch.Tensor:
-    """Per pixel: 1 + argmax over classes, or 0 (background) where the best score is below ``threshold``.
-
-    A threshold of 0 means no background at all (bicubic upsampling can take scores below 0).
-    ``background`` (bool, like one score map) marks pixels that are background at every
-    threshold (NACLIP's: those its background queries win).
-    """
-    if scores.shape[0] == 0:
-        return torch.zeros(scores.shape[1:], dtype=torch.long)
-    best, index = scores.max(0)
-    labels = torch.where((best >= threshold) | (threshold <= 0), index + 1, 0)
-    return labels if background is None else labels.masked_fill(background, 0)

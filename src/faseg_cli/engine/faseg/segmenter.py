@@ -1,106 +1,32 @@
-"""The FA-Seg engine: load a model once, segment many images (SPEC §2).
+"""FA-Seg: load the diffusion model once, segment many images (SPEC §2).
 
 ``Segmenter`` is the Python API and the single code path behind every command:
-``segment``, ``attention`` and ``eval`` all call ``segment_batch``.
+``segment``, ``attention`` and ``eval`` all call ``segment_batch``; ``method="naclip"``
+loads the NACLIP backend instead.
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from faseg_cli.diffusion import DiffusionModel
+from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase
+from faseg_cli.engine.faseg.diffusion import DiffusionModel
 from faseg_cli.errors import WeightsError
-from faseg_cli.images import load_image, model_input, resize_labels, to_rgb
-from faseg_cli.prompts import build_class_prompts, text_prompt, tokenize_prompts, validate_classes
-from faseg_cli.refine import fuse_cross, hard_refine, labels_from_scores, merge_flipped, minmax
-from faseg_cli.schedule import ddim_step, euler_step
-from faseg_cli.settings import FasegSettings
+from faseg_cli.files.images import load_image, model_input, resize_labels, to_rgb
+from faseg_cli.engine.faseg.prompts import build_class_prompts, text_prompt, tokenize_prompts
+from faseg_cli.vocabularies import validate_classes
+from faseg_cli.engine.faseg.refine import fuse_cross, hard_refine, merge_flipped
+from faseg_cli.engine.scores import labels_from_scores, minmax
+from faseg_cli.engine.faseg.schedule import ddim_step, euler_step
+from faseg_cli.engine.faseg.settings import FasegSettings
 
 log = logging.getLogger("faseg")
-
-
-@dataclass
-class AttentionMaps:
-    """One image's intermediate maps, exactly those its mask is computed from.
-
-    G is 2 with test-time flipping (original, mirrored) and 1 without; L the latent size.
-    """
-
-    cross: dict[int, torch.Tensor]
-    """r -> ``(G, K, r, r)`` class cross-attention (mean over each class's tokens)."""
-    self_: dict[int, torch.Tensor]
-    """r -> ``(G, r*r, r*r)`` self-attention, rows = queries."""
-    fused: torch.Tensor
-    """``(G, K, L, L)`` weighted cross-attention."""
-    refined: torch.Tensor
-    """``(G, K, L, L)`` after HARD, before flipping back."""
-
-
-@dataclass
-class Segmentation:
-    """The result for one image."""
-
-    classes: list[str]
-    labels: np.ndarray
-    """``(H, W)`` uint8 at the image's displayed size: 0 background, k the k-th class."""
-    scores: np.ndarray
-    """``(K, R, R)`` float32 class scores after flipping back, at the processing resolution."""
-    prompt: str
-    maps: AttentionMaps | None = None
-    background: np.ndarray | None = None
-    """NACLIP: bool, like one score map: pixels its background queries win (background at every threshold)."""
-
-    def labels_at(self, threshold: float) -> np.ndarray:
-        """uint8 labels at the scores' resolution for another background threshold, as the method thresholds."""
-        background = None if self.background is None else torch.from_numpy(self.background)
-        return labels_from_scores(torch.from_numpy(self.scores), threshold, background).numpy().astype(np.uint8)
-
-    def fractions(self) -> dict[str, float]:
-        """Share of the image's pixels per label, background first."""
-        counts = np.bincount(self.labels.ravel(), minlength=len(self.classes) + 1) / self.labels.size
-        return {name: float(c) for name, c in zip(["background", *self.classes], counts)}
-
-
-class SegmenterBase:
-    """What every method's segmenter shares: ``segment`` on top of its ``segment_batch``, and the device choice."""
-
-    settings_class: type
-    """The method's settings; its defaults are used when none are given."""
-
-    def __init__(self, model, settings=None, timer=None) -> None:
-        """``model``: the method's loaded model; ``timer``, if given, is called as ``with timer(stage):``
-        around each stage (see ``timing.StageTimer``)."""
-        self.model = model
-        self.settings = settings or self.settings_class()
-        self._stage = timer or (lambda stage: nullcontext())
-
-    def segment(
-        self, image: Image.Image | str | Path, classes: list[str], caption: str | None = None, keep_maps: bool = False
-    ) -> Segmentation:
-        """Segment one image (a PIL image or a path) into ``classes``."""
-        return self.segment_batch([image], [classes], [caption], keep_maps)[0]
-
-    @staticmethod
-    def select_devices(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
-        """Parse and check ``device`` and ``dtype`` (usage errors, found before any model loads)."""
-        from faseg_cli.device import select_device, select_dtype
-
-        torch_device = select_device(device)
-        return torch_device, select_dtype(dtype, torch_device)
-
-    @staticmethod
-    def announce(what: str, device: torch.device, dtype: torch.dtype) -> None:
-        """Say which model runs where."""
-        from faseg_cli.device import describe
-
-        log.info("Using %s on %s", what, describe(device, dtype))
 
 
 class Segmenter(SegmenterBase):
@@ -125,11 +51,11 @@ class Segmenter(SegmenterBase):
         instead, with the same ``segment_batch`` and ``Segmentation`` results.
         """
         if method != cls.method:
-            from faseg_cli.naclip.segmenter import load_method
+            from faseg_cli.engine.naclip.segmenter import load_method
 
             return load_method(method, model, device=device, dtype=dtype, settings=settings)
-        from faseg_cli.registry import DIFFUSION
-        from faseg_cli.weights import resolve_model
+        from faseg_cli.models.registry import DIFFUSION
+        from faseg_cli.models.weights import resolve_model
 
         model = model or "diffusion"
         torch_device, torch_dtype = cls.select_devices(device, dtype)

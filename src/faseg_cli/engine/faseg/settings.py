@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, replace
 
 from faseg_cli.errors import UsageError
-from faseg_cli.schedule import INVERSIONS
+from faseg_cli.engine.faseg.schedule import INVERSIONS
 
 LEVELS = (8, 4, 2, 1)
 """Divisors of the latent size that the weight tuples refer to, coarse to fine."""

@@ -1,6 +1,6 @@
 """CLIP ViT-B/16 as NACLIP runs it: template-ensemble text queries and dense patch logits.
 
-Loaded through TagCLIP's ``ClipEncoder`` (transformers' ``CLIPModel`` weights, the same
+Loaded through the shared ``engine.clip.ClipEncoder`` (transformers' ``CLIPModel`` weights, the same
 ``clip`` / ``tiny-clip`` models). The vision tower is driven layer by layer from the
 model's own modules; the last block is NACLIP's reduced one (``clip/model.py:118-119``):
 neighbourhood attention on its layer norm, ``out_proj``, and nothing else (no residual,
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from faseg_cli.candidates.clip_encoder import ClipEncoder
-from faseg_cli.candidates.resources import imagenet_templates
-from faseg_cli.candidates.text_embeddings import ensemble
-from faseg_cli.naclip.maths import gaussian_bias, interpolate_positions, neighbourhood_attention
+from faseg_cli.engine.clip import ClipEncoder
+from faseg_cli.word_lists import imagenet_templates
+from faseg_cli.engine.clip import ensemble
+from faseg_cli.engine.naclip.maths import gaussian_bias, interpolate_positions, neighbourhood_attention
 
 WINDOW_BATCH = 8
 """Sliding windows per vision forward (a speed/memory trade-off only)."""
@@ -48,8 +48,8 @@ class NaclipModel:
     @classmethod
     def load(cls, model: str, device: torch.device, dtype: torch.dtype) -> NaclipModel:
         """Load a CLIP model by registry name, hub id or local directory."""
-        from faseg_cli.registry import CLIP
-        from faseg_cli.weights import resolve_model
+        from faseg_cli.models.registry import CLIP
+        from faseg_cli.models.weights import resolve_model
 
         return cls(ClipEncoder.load(model, device), resolve_model(model, CLIP), dtype)
 
