@@ -3,7 +3,7 @@
 Steps (SPEC §3.2; details checked against github linyq2117/TagCLIP ``classify.py``):
 
 1. Coarse patch scores ``P = softmax_c(100 cos(patch, text_c))`` from CLIP at the
-   image's native size with a self-only last layer (see ``clip_encoder``).
+   image's native size with a self-only last layer (see ``engine.clip``).
 2. DMAR: ``A`` = mean patch-to-patch attention of layers 9-11 (0-based 8..10), zeroed
    where fewer than 4 of the 12 layers vote for the entry; a layer votes where its
    attention exceeds the mean of its whole patch-to-patch matrix (the reference's

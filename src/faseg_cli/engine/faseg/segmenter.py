@@ -171,7 +171,7 @@ def maps_to_labels(cross, self_maps, settings: FasegSettings, size: tuple[int, i
     """SPEC §2 steps 6-9 for one image: ``(fused, refined, scores, labels)`` from its recorded maps.
 
     ``cross`` and ``self_maps`` are one image's maps (``AttentionMaps`` layout); ``size`` is
-    the image's (width, height). The engine and ``attention_dump.recompute_labels`` both
+    the image's (width, height). The engine and ``dump.recompute_labels`` both
     call this on the same float32 arrays, so a dump reproduces its mask exactly.
     """
     stage = stage or (lambda name: nullcontext())
