@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from faseg_cli.models.random_diffusion import write_random_model
 from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.models.random_diffusion import write_random_model
 
 TEST_RESOLUTION = 128
 

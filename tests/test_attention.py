@@ -4,8 +4,8 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from faseg_cli.engine.faseg.dump import attention_arrays, recompute_labels
 from faseg_cli.cli import app
+from faseg_cli.engine.faseg.dump import attention_arrays, recompute_labels
 from faseg_cli.files.heatmaps import (
     MARK,
     class_grid,

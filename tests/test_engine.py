@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from faseg_cli.engine.faseg.segmenter import Segmenter
-from faseg_cli.errors import UsageError
 from faseg_cli.engine.scores import minmax
+from faseg_cli.errors import UsageError
 from tests.conftest import TEST_RESOLUTION
 
 

@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from faseg_cli.evaluation.datasets import get_dataset
-from faseg_cli.evaluation.sharding import Workers
-from faseg_cli.errors import UsageError
 from faseg_cli.classes.splits import prompt_source
-from faseg_cli.evaluation.runner import evaluate, parse_thresholds
-from faseg_cli.files.images import load_image
+from faseg_cli.errors import UsageError
+from faseg_cli.evaluation.datasets import get_dataset
 from faseg_cli.evaluation.metrics import ConfusionMatrix
+from faseg_cli.evaluation.runner import evaluate, parse_thresholds
+from faseg_cli.evaluation.sharding import Workers
+from faseg_cli.files.images import load_image
 from tests.dataset_builders import build
 
 

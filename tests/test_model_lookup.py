@@ -8,9 +8,9 @@ import pytest
 from huggingface_hub import constants
 from typer.testing import CliRunner
 
-from faseg_cli.models import weights
 from faseg_cli.cli import app
 from faseg_cli.errors import WeightsError
+from faseg_cli.models import weights
 from faseg_cli.models.registry import CLIP, DIFFUSION, suggest
 from faseg_cli.models.weights import resolve_model
 from tests import imagefiles

@@ -11,8 +11,8 @@ from faseg_cli import __version__
 from faseg_cli.classes.source import ClassSource
 from faseg_cli.cli import app
 from faseg_cli.cli.options import CandidateOptions
-from faseg_cli.files.provenance import ResumeCheck, read_request
 from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.files.provenance import ResumeCheck, read_request
 from tests import imagefiles
 from tests.conftest import TEST_RESOLUTION
 from tests.dataset_builders import build

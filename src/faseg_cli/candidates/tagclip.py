@@ -30,12 +30,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from faseg_cli.candidates.boxes import bounding_box, region_boxes_mask
-from faseg_cli.engine.clip import ClipEncoder
-from faseg_cli.word_lists import distractors as default_distractors
 from faseg_cli.candidates.synonyms import ClassLookup
 from faseg_cli.candidates.text_embeddings import class_embeddings
+from faseg_cli.engine.clip import ClipEncoder
 from faseg_cli.engine.scores import minmax
 from faseg_cli.vocabularies import Vocabulary
+from faseg_cli.word_lists import distractors as default_distractors
 
 LOGIT_SCALE = 100.0
 """CLIP's learned logit scale (exp(4.6052)), fixed as in the SPEC."""

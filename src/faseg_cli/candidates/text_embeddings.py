@@ -19,10 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from faseg_cli.engine.clip import ClipEncoder, ensemble
-from faseg_cli.word_lists import templates as default_templates
 from faseg_cli.errors import OutputError
 from faseg_cli.files.outputs import atomic_write
 from faseg_cli.models.weights import cache_dir
+from faseg_cli.word_lists import templates as default_templates
 
 log = logging.getLogger("faseg")
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from faseg_cli.errors import InputError, UsageError
 from faseg_cli.classes.per_image import PerImage
+from faseg_cli.errors import InputError, UsageError
 from faseg_cli.vocabularies import validate_classes
 
 AUTO = "auto"

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-
 from faseg_cli.classes.source import AUTO, ClassSource
 
 GROUND_TRUTH = "gt"

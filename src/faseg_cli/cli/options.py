@@ -18,9 +18,9 @@ from typing import List, Optional
 
 import typer
 
-from faseg_cli.errors import UsageError
-from faseg_cli.engine.naclip.settings import NaclipSettings
 from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.engine.naclip.settings import NaclipSettings
+from faseg_cli.errors import UsageError
 
 _DEFAULTS = FasegSettings()
 _NACLIP = NaclipSettings()

@@ -52,8 +52,8 @@ def class_source(classes, classes_from, caption, captions_from, candidates: Cand
 
     Conflicting options are usage errors, found before any model loads.
     """
-    from faseg_cli.classes.source import ClassSource
     from faseg_cli.classes.per_image import read_captions, read_class_lists
+    from faseg_cli.classes.source import ClassSource
 
     if classes is not None and (classes_from is not None or candidates.vocab):
         raise UsageError("--classes excludes --classes-from and --vocab")

@@ -24,16 +24,16 @@ import numpy as np
 from PIL import Image
 
 from faseg_cli import __version__
-from faseg_cli.evaluation.datasets import Dataset, Sample
-from faseg_cli.evaluation.sharding import Workers
-from faseg_cli.errors import InputError, UsageError
 from faseg_cli.classes.splits import PromptSource
+from faseg_cli.errors import InputError, UsageError
+from faseg_cli.evaluation.datasets import Dataset, Sample
+from faseg_cli.evaluation.metrics import ConfusionMatrix
+from faseg_cli.evaluation.scoring import score_predictions
+from faseg_cli.evaluation.sharding import Workers
 from faseg_cli.evaluation.state import EvalState
 from faseg_cli.files.images import load_image, resize_labels
-from faseg_cli.evaluation.metrics import ConfusionMatrix
 from faseg_cli.files.outputs import mask_image, write_png
 from faseg_cli.files.provenance import ResumeCheck, record, request
-from faseg_cli.evaluation.scoring import score_predictions
 
 MAX_THRESHOLDS = 101
 

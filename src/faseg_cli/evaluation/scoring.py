@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faseg_cli.evaluation.datasets import Dataset, read_label_png
 from faseg_cli.errors import InputError, UsageError
+from faseg_cli.evaluation.datasets import Dataset, read_label_png
 from faseg_cli.evaluation.metrics import ConfusionMatrix
 
 

@@ -79,8 +79,8 @@ async def read_form(request, max_bytes: int) -> dict:
 
 def parse_request(fields: dict, service) -> SegmentRequest:
     """The checked request (decodes the image; runs in a worker thread)."""
-    from faseg_cli.files.images import decode_image
     from faseg_cli.engine.faseg.prompts import build_class_prompts
+    from faseg_cli.files.images import decode_image
     from faseg_cli.vocabularies import validate_classes
 
     if "image" not in fields:

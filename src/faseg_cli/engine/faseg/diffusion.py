@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from faseg_cli.models.checkpoint import load_lean
-from faseg_cli.errors import WeightsError
-from faseg_cli.models.quiet import quiet_libraries
 from faseg_cli.engine.faseg.recording import AttentionRecorder, RecordingAttnProcessor
 from faseg_cli.engine.faseg.schedule import REFERENCE_SCHEDULE, alphas_cumprod
+from faseg_cli.errors import WeightsError
+from faseg_cli.models.checkpoint import load_lean
+from faseg_cli.models.quiet import quiet_libraries
 
 log = logging.getLogger("faseg")
 

@@ -12,8 +12,8 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from faseg_cli.engine.faseg.segmenter import maps_to_labels
 from faseg_cli.engine.base import Segmentation
+from faseg_cli.engine.faseg.segmenter import maps_to_labels
 from faseg_cli.engine.faseg.settings import FasegSettings
 
 

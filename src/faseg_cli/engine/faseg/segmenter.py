@@ -17,14 +17,14 @@ from PIL import Image
 
 from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase
 from faseg_cli.engine.faseg.diffusion import DiffusionModel
-from faseg_cli.errors import WeightsError
-from faseg_cli.files.images import load_image, model_input, resize_labels, to_rgb
 from faseg_cli.engine.faseg.prompts import build_class_prompts, text_prompt, tokenize_prompts
-from faseg_cli.vocabularies import validate_classes
 from faseg_cli.engine.faseg.refine import fuse_cross, hard_refine, merge_flipped
-from faseg_cli.engine.scores import labels_from_scores, minmax
 from faseg_cli.engine.faseg.schedule import ddim_step, euler_step
 from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.engine.scores import labels_from_scores, minmax
+from faseg_cli.errors import WeightsError
+from faseg_cli.files.images import load_image, model_input, resize_labels, to_rgb
+from faseg_cli.vocabularies import validate_classes
 
 log = logging.getLogger("faseg")
 

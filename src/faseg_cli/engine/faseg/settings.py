@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from faseg_cli.errors import UsageError
 from faseg_cli.engine.faseg.schedule import INVERSIONS
+from faseg_cli.errors import UsageError
 
 LEVELS = (8, 4, 2, 1)
 """Divisors of the latent size that the weight tuples refer to, coarse to fine."""

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from faseg_cli.engine.clip import ClipEncoder
-from faseg_cli.word_lists import imagenet_templates
-from faseg_cli.engine.clip import ensemble
+from faseg_cli.engine.clip import ClipEncoder, ensemble
 from faseg_cli.engine.naclip.maths import gaussian_bias, interpolate_positions, neighbourhood_attention
+from faseg_cli.word_lists import imagenet_templates
 
 WINDOW_BATCH = 8
 """Sliding windows per vision forward (a speed/memory trade-off only)."""

@@ -17,8 +17,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from faseg_cli.engine.base import Segmentation, SegmenterBase
-from faseg_cli.errors import UsageError
-from faseg_cli.files.images import load_image, to_rgb
 from faseg_cli.engine.naclip.maths import (
     class_probabilities,
     merge_windows,
@@ -31,9 +29,10 @@ from faseg_cli.engine.naclip.maths import (
 )
 from faseg_cli.engine.naclip.model import WINDOW_BATCH, NaclipModel
 from faseg_cli.engine.naclip.settings import NaclipSettings
-from faseg_cli.vocabularies import validate_classes
 from faseg_cli.engine.scores import labels_from_scores
-from faseg_cli.vocabularies import name_key
+from faseg_cli.errors import UsageError
+from faseg_cli.files.images import load_image, to_rgb
+from faseg_cli.vocabularies import name_key, validate_classes
 
 log = logging.getLogger("faseg")
 
