@@ -90,3 +90,9 @@ def test_every_module_starts_by_saying_what_it_is_for(path):
     assert doc, f"{path.name} has no docstring"
     first = doc.splitlines()[0]
     assert len(first.split()) >= 4 and first.rstrip().endswith((".", ")")), first
+
+
+def test_every_folder_of_code_is_a_package():
+    """A folder without ``__init__.py`` would be left out of the wheel."""
+    folders = {path.parent for path in modules()}
+    assert [f for f in folders if not (f / "__init__.py").is_file()] == []
