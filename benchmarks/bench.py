@@ -9,39 +9,37 @@ timings do not depend on weight values. ``--model`` loads real weights instead.
     python benchmarks/bench.py --quick                 # tiny model, seconds (used by the tests)
     python benchmarks/bench.py --method naclip --images 4   # NACLIP on random CLIP ViT-B/16
 
-Prints a table and, with ``--output``, writes the figures as JSON.
+Prints a table and, with ``--output``, writes the figures as JSON. The measurements
+themselves are in ``measure.py``; this script is the list of stages of each method's run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
-import platform
-import resource
 import statistics
-import sys
 import tempfile
-import time
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
+from measure import (
+    batch_invariance,
+    build_model,
+    compare_hard,
+    machine,
+    naclip_floor,
+    naclip_model,
+    test_images,
+    time_batch_sizes,
+    time_floor,
+    time_naclip,
+    timed,
+)
 
-from faseg_cli.device import describe, select_device, select_dtype
-from faseg_cli.diffusion import DiffusionModel
-from faseg_cli.engine import Segmenter
-from faseg_cli.images import model_input
-from faseg_cli.outputs import write_mask
-from faseg_cli.prompts import tokenize_prompts
-from faseg_cli.random_model import random_components
-from faseg_cli.refine import hard_refine, naive_propagate, propagate
-from faseg_cli.settings import FasegSettings
-from faseg_cli.timing import StageTimer
-
-BATCH_STAGES = ("preprocess", "vae", "text", "inversion", "unet")
-IMAGE_STAGES = ("hard", "ttf_labels", "write")
+from faseg_cli.engine.faseg.segmenter import Segmenter
+from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.engine.timing import StageTimer
+from faseg_cli.models.device import select_device, select_dtype
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,318 +66,100 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    """Start a new high-water mark (CUDA allocator, or the process RSS on Linux)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_memory_gib(device: torch.device) -> float:
-    """Peak since the last reset: GPU memory allocated by torch, else the process's peak RSS."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30
-
-
-def build_model(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
-    if args.model:
-        from faseg_cli.registry import DIFFUSION
-        from faseg_cli.weights import resolve_model
-
-        return DiffusionModel.load(resolve_model(args.model, DIFFUSION), device, dtype)
-    unet, vae, text, tokenizer = random_components(args.preset)
-    return DiffusionModel.from_components(unet, vae, text, tokenizer, device, dtype, Path(f"random-{args.preset}"))
-
-
-def test_images(count: int) -> list[Image.Image]:
-    """Deterministic photos of VOC-like sizes."""
-    rng = np.random.RandomState(0)
-    sizes = [(500, 375), (375, 500), (500, 333), (480, 360)]
-    return [
-        Image.fromarray((rng.rand(h, w, 3) * 255).astype(np.uint8)) for w, h in (sizes[i % 4] for i in range(count))
-    ]
-
-
-def time_batch_size(model, settings, classes, images, batch_size, folder, results: list) -> dict:
-    """Time ``images`` in batches of ``batch_size``; their results are appended to ``results``."""
-    timer = StageTimer(model.device)
-    segmenter = Segmenter(model, settings, timer)
-    segmenter.segment_batch(images[:batch_size], [classes] * batch_size)
-    timer.seconds.clear()
-    reset_peak_memory(model.device)
-    began = time.perf_counter()
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]
-        for i, result in enumerate(segmenter.segment_batch(batch, [classes] * len(batch))):
-            results.append(result)
-            with timer("write"):
-                write_mask(folder / f"{start + i}.png", result.labels)
-    total = time.perf_counter() - began
-    per_image = {s: statistics.median(t / batch_size for t in timer.seconds[s]) for s in BATCH_STAGES}
-    per_image.update({s: statistics.median(timer.seconds[s]) for s in IMAGE_STAGES})
-    return {
-        "batch_size": batch_size,
-        "images": len(images),
-        "stage_median_s_per_image": per_image,
-        "s_per_image": total / len(images),
-        "images_per_s": len(images) / total,
-        "peak_memory_gib": peak_memory_gib(model.device),
-    }
-
-
-@torch.inference_mode()
-def time_floor(model: DiffusionModel, resolution: int, images: list[Image.Image]) -> float:
-    """Median seconds per image of the work no faithful run can skip (SPEC §5).
-
-    VAE-encode the image and its mirror, then two UNet passes at batch 2 with diffusers'
-    own attention processor: no recording, no refinement, no I/O.
-    """
-    from diffusers.models.attention_processor import AttnProcessor2_0
-
-    recording = model.unet.attn_processors
-    model.unet.set_attn_processor(AttnProcessor2_0())
-    text = model.encode_text(tokenize_prompts(model.tokenizer, ["a photo of a dog"] * 2))
-    seconds = []
-    try:
-        for image in images:
-            timer = StageTimer(model.device)
-            with timer("floor"):
-                pixels = torch.from_numpy(model_input(image, resolution))
-                latents = model.encode_images(torch.stack([pixels, pixels.flip(-1)]))
-                for _ in range(2):
-                    model.unet_pass(latents, 1, text)
-            seconds.append(timer.seconds["floor"][0])
-    finally:
-        model.unet.set_attn_processor(recording)
-    return statistics.median(seconds)
-
-
-def batch_invariance(reference: list, results: list) -> dict:
-    """How far results differ from those of the first batch size on the same images (0 when batch-invariant)."""
-    pairs = list(zip(reference, results))
-    if not pairs:
-        return {}
-    return {
-        "max_score_difference_vs_first": max(float(np.abs(a.scores - b.scores).max()) for a, b in pairs),
-        "label_agreement_vs_first": float(np.mean([(a.labels == b.labels).mean() for a, b in pairs])),
-    }
-
-
-def compare_hard(model, settings, classes, image) -> dict:
-    """Time the factorised and the naive HARD on one image's recorded maps and check they agree.
-
-    Agreement is measured on ``lift(S_r)^tau F`` before min-max normalisation, relative to
-    its largest value: min-max amplifies rounding where a map is nearly constant.
-    """
-    maps = Segmenter(model, settings).segment(image, classes, keep_maps=True).maps
-    weights = settings.level_weights(settings.self_weights)
-    seconds, products = {}, {}
-    for name, fn in (("factorised", propagate), ("naive", naive_propagate)):
-        kept = products.setdefault(name, [])
-
-        def keep(*args, fn=fn, kept=kept):
-            kept.append(fn(*args))
-            return kept[-1]
-
-        timer = StageTimer(model.device)
-        with timer(name):
-            hard_refine(maps.self_, maps.fused, weights, settings.tau, propagate_fn=keep)
-        seconds[name] = timer.seconds[name][0]
-    difference = max(
-        float((n - f).abs().max() / n.abs().max()) for n, f in zip(products["naive"], products["factorised"])
-    )
-    return {
-        "factorised_s": seconds["factorised"],
-        "naive_s": seconds["naive"],
-        "speedup": seconds["naive"] / seconds["factorised"],
-        "max_relative_difference": difference,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict:
+    """FA-Seg: the floor, each batch size, the floor again; then the dtype agreement and HARD checks asked for."""
     args = parse_args(argv)
     if args.method == "naclip":
         return naclip_main(args)
     device = select_device(args.device)
     dtype = select_dtype(args.dtype, device)
-    began = time.perf_counter()
-    model = build_model(args, device, dtype)
-    load_s = time.perf_counter() - began
+    model, load_s = timed(build_model, args, device, dtype)
     settings = FasegSettings(resolution=args.resolution)
     classes = args.classes.split(",")
     report = {
-        "device": describe(device, dtype),
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **machine(device, dtype),
         "model": args.model or f"random {args.preset}",
         "resolution": args.resolution,
         "classes": len(classes),
         "load_s": load_s,
         "settings": asdict(settings),
-        "runs": [],
     }
     floor_images = test_images(args.floor_images)
     floors = [time_floor(model, args.resolution, floor_images)]
-    first_results = []
     with tempfile.TemporaryDirectory() as folder:
-        for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-            images = test_images(-(-args.images // batch_size) * batch_size)
-            results = []
-            report["runs"].append(time_batch_size(model, settings, classes, images, batch_size, Path(folder), results))
-            report["runs"][-1].update(batch_invariance(first_results, results))
-            first_results = first_results or results
+        batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+        report["runs"], first = time_batch_sizes(model, settings, classes, batch_sizes, args.images, Path(folder))
     floors.append(time_floor(model, args.resolution, floor_images))
     report["floor_s_per_image_before_after"] = floors
     report["floor_s_per_image"] = floor = statistics.mean(floors)
-    print(f"floor (VAE image + mirror, two plain UNet passes at batch 2): {floor:.3f} s/image {floors}")
     for run in report["runs"]:
         run["floor_ratio"] = run["s_per_image"] / floor
-        print_run(run)
+    print_runs(report)
     if args.compare_dtype:
         other = build_model(args, device, select_dtype(args.compare_dtype, device))
-        images = test_images(min(len(first_results), 2))
+        images = test_images(min(len(first), 2))
         others = Segmenter(other, settings).segment_batch(images, [classes] * len(images))
-        report["dtype_agreement"] = {"dtype": args.compare_dtype, **batch_invariance(others, first_results)}
+        report["dtype_agreement"] = {"dtype": args.compare_dtype, **batch_invariance(others, first)}
         print(f"against {args.compare_dtype}: {report['dtype_agreement']}")
     if not args.no_naive:
-        report["hard"] = compare_hard(model, settings, classes, test_images(1)[0])
-        h = report["hard"]
+        report["hard"] = h = compare_hard(model, settings, classes, test_images(1)[0])
         print(
             f"HARD: factorised {h['factorised_s'] * 1e3:.1f} ms, naive {h['naive_s'] * 1e3:.0f} ms "
             f"({h['speedup']:.0f}x), max relative difference {h['max_relative_difference']:.1e}"
         )
-    if args.output:
-        args.output.write_text(json.dumps(report, indent=2))
-    return report
-
-
-def print_run(run: dict) -> None:
-    stages = " ".join(f"{k} {v * 1e3:.0f}" for k, v in run["stage_median_s_per_image"].items())
-    if "max_score_difference_vs_first" in run:
-        stages += f" | vs first batch size: max score difference {run['max_score_difference_vs_first']:.1e}"
-    print(
-        f"batch {run['batch_size']}: {run['s_per_image']:.3f} s/image ({run['floor_ratio']:.3f}x the floor), "
-        f"{run['images_per_s']:.2f} images/s, "
-        f"peak {run['peak_memory_gib']:.2f} GiB | median ms/image: {stages}",
-        flush=True,
-    )
-
-
-NACLIP_STAGES = ("preprocess", "clip", "pamr", "labels")
-
-
-def naclip_model(args: argparse.Namespace, device: torch.device, dtype: torch.dtype):
-    """NACLIP's CLIP: ``--model`` weights, else ViT-B/16's architecture with random weights (tiny-clip if tiny)."""
-    from faseg_cli.naclip.model import NaclipModel
-
-    if args.model or args.preset == "tiny":
-        return NaclipModel.load(args.model or "tiny-clip", device, dtype)
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-
-    from faseg_cli.candidates.clip_encoder import ClipEncoder
-    from faseg_cli.random_model import tiny_vocabulary
-
-    config = CLIPConfig(
-        text_config={"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12},
-        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "patch_size": 16},
-        projection_dim=512,
-    )
-    torch.manual_seed(0)
-    vocab, merges = tiny_vocabulary()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges], model_max_length=77)
-    encoder = ClipEncoder(CLIPModel(config), tokenizer, [0.5] * 3, [0.5] * 3, device, "random")
-    return NaclipModel(encoder, Path("random-clip-vit-b-16"), dtype)
-
-
-def naclip_floor(model, segmenter, image: Image.Image, repeats: int) -> float:
-    """Seconds per image of the plain CLIP vision forwards of the image's sliding windows (same batches)."""
-    from faseg_cli.naclip.maths import normalise, rescaled_size, resize_bilinear, window_boxes
-    from faseg_cli.naclip.model import WINDOW_BATCH
-
-    s = segmenter.settings
-    pixels = resize_bilinear(torch.from_numpy(np.array(image)), rescaled_size(*image.size, s.short_side, s.long_side))
-    crops = normalise(pixels, s.pixel_mean, s.pixel_std)
-    if s.window:
-        crops = torch.cat(
-            [crops[..., y1:y2, x1:x2] for y1, y2, x1, x2 in window_boxes(*crops.shape[-2:], s.window, s.stride)]
-        )
-    vision = model.encoder.model.vision_model
-    crops = crops.to(model.device, model.dtype)
-    seconds = []
-    with torch.inference_mode():
-        for _ in range(repeats + 1):
-            began = time.perf_counter()
-            for i in range(0, len(crops), WINDOW_BATCH):
-                vision(pixel_values=crops[i : i + WINDOW_BATCH], interpolate_pos_encoding=True)
-            seconds.append(time.perf_counter() - began)
-    return statistics.median(seconds[1:])
+    return write(report, args.output)
 
 
 def naclip_main(args: argparse.Namespace) -> dict:
-    """NACLIP on CPU or GPU: seconds per image, peak memory, and the ratio to its floor (the plain CLIP forwards)."""
-    import os
-
-    from faseg_cli.naclip.segmenter import NaclipSegmenter
+    """NACLIP: the first image, the timed images, then the floor (the plain CLIP forwards of the same windows)."""
+    from faseg_cli.engine.naclip.segmenter import NaclipSegmenter
 
     device = select_device(args.device)
     dtype = select_dtype(args.dtype, device)
-    began = time.perf_counter()
-    model = naclip_model(args, device, dtype)
-    load_s = time.perf_counter() - began
+    model, load_s = timed(naclip_model, args, device, dtype)
     classes = args.classes.split(",")
     timer = StageTimer(model.device)
     segmenter = NaclipSegmenter(model, timer=timer)
     images = test_images(args.images)
-    began = time.perf_counter()
-    segmenter.segment(images[0], classes)
-    text_s = time.perf_counter() - began
-    timer.seconds.clear()
-    reset_peak_memory(model.device)
-    began = time.perf_counter()
-    for image in images:
-        segmenter.segment(image, classes)
-    per_image = (time.perf_counter() - began) / len(images)
-    floor = naclip_floor(model, segmenter, images[0], 2)
     report = {
         "method": "naclip",
-        "device": describe(device, dtype),
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
+        **machine(device, dtype),
         "model": args.model or ("tiny-clip" if args.preset == "tiny" else "random CLIP ViT-B/16"),
         "classes": len(classes),
         "images": len(images),
         "load_s": load_s,
-        "first_image_s": text_s,
-        "s_per_image": per_image,
-        "stage_median_s_per_image": {s: statistics.median(timer.seconds[s]) for s in NACLIP_STAGES},
-        "floor_s_per_image": floor,
-        "ratio_to_floor": per_image / floor,
-        "peak_memory_gib": peak_memory_gib(model.device),
+        **time_naclip(segmenter, timer, images, classes),
     }
+    report["floor_s_per_image"] = floor = naclip_floor(model, segmenter, images[0], 2)
+    report["ratio_to_floor"] = report["s_per_image"] / floor
     stages = " ".join(f"{k} {v * 1e3:.0f}" for k, v in report["stage_median_s_per_image"].items())
     print(
-        f"naclip: {per_image:.3f} s/image ({report['ratio_to_floor']:.2f}x the plain CLIP forwards, "
-        f"{floor:.3f} s), first image {text_s:.1f} s (text queries), peak {report['peak_memory_gib']:.2f} GiB, "
-        f"load average {report['load_average']} | median ms/image: {stages}",
+        f"naclip: {report['s_per_image']:.3f} s/image ({report['ratio_to_floor']:.2f}x the plain CLIP forwards, "
+        f"{floor:.3f} s), first image {report['first_image_s']:.1f} s (text queries), "
+        f"peak {report['peak_memory_gib']:.2f} GiB, load average {report['load_average']} | median ms/image: {stages}",
         flush=True,
     )
-    if args.output:
-        args.output.write_text(json.dumps(report, indent=2))
+    return write(report, args.output)
+
+
+def print_runs(report: dict) -> None:
+    floor, floors = report["floor_s_per_image"], report["floor_s_per_image_before_after"]
+    print(f"floor (VAE image + mirror, two plain UNet passes at batch 2): {floor:.3f} s/image {floors}")
+    for run in report["runs"]:
+        stages = " ".join(f"{k} {v * 1e3:.0f}" for k, v in run["stage_median_s_per_image"].items())
+        if "max_score_difference_vs_first" in run:
+            stages += f" | vs first batch size: max score difference {run['max_score_difference_vs_first']:.1e}"
+        print(
+            f"batch {run['batch_size']}: {run['s_per_image']:.3f} s/image ({run['floor_ratio']:.3f}x the floor), "
+            f"{run['images_per_s']:.2f} images/s, "
+            f"peak {run['peak_memory_gib']:.2f} GiB | median ms/image: {stages}",
+            flush=True,
+        )
+
+
+def write(report: dict, output: Path | None) -> dict:
+    if output:
+        output.write_text(json.dumps(report, indent=2))
     return report
 
 

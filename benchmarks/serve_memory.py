@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faseg_cli.diffusion import DiffusionModel
-from faseg_cli.engine import Segmenter
-from faseg_cli.random_model import write_random_model
+from faseg_cli.engine.faseg.diffusion import DiffusionModel
+from faseg_cli.engine.faseg.segmenter import Segmenter
+from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.models.random_diffusion import write_random_model
 from faseg_cli.serve.app import create_app
 from faseg_cli.serve.service import CandidateModels, SegmentService
-from faseg_cli.settings import FasegSettings
 
 
 def rss_mib() -> float:

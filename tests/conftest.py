@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from faseg_cli.random_model import write_random_model
-from faseg_cli.settings import FasegSettings
+from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.models.random_diffusion import write_random_model
 
 TEST_RESOLUTION = 128
 
@@ -37,7 +37,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from faseg_cli.diffusion import DiffusionModel
+    from faseg_cli.engine.faseg.diffusion import DiffusionModel
 
     return DiffusionModel.load(tiny_model_dir, torch.device("cpu"), torch.float32)
 
@@ -50,7 +50,7 @@ def model_args(tiny_model_dir):
 
 @pytest.fixture
 def segmenter(tiny_model):
-    from faseg_cli.engine import Segmenter
+    from faseg_cli.engine.faseg.segmenter import Segmenter
 
     return Segmenter(tiny_model, FasegSettings(resolution=TEST_RESOLUTION))
 
@@ -58,7 +58,7 @@ def segmenter(tiny_model):
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory):
     """A tiny random CLIP (TagCLIP, caption matching and NACLIP tests)."""
-    from faseg_cli.candidates.random_models import write_tiny_clip
+    from faseg_cli.models.random_clip_blip import write_tiny_clip
 
     return write_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 

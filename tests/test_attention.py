@@ -4,9 +4,9 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from faseg_cli.attention_dump import attention_arrays, recompute_labels
 from faseg_cli.cli import app
-from faseg_cli.heatmaps import (
+from faseg_cli.engine.faseg.dump import attention_arrays, recompute_labels
+from faseg_cli.files.heatmaps import (
     MARK,
     class_grid,
     class_panels,
@@ -16,7 +16,7 @@ from faseg_cli.heatmaps import (
     render_panel,
     tile_size,
 )
-from faseg_cli.palette import voc_colormap
+from faseg_cli.files.palette import voc_colormap
 from tests import imagefiles
 from tests.conftest import TEST_RESOLUTION
 

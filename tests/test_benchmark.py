@@ -10,6 +10,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 def test_quick_benchmark_reports_every_stage(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
+    monkeypatch.syspath_prepend(str(BENCH.parent))
     monkeypatch.setattr(sys, "argv", [str(BENCH), "--quick", "--output", str(out)])
     runpy.run_path(str(BENCH), run_name="__main__")
     report = json.loads(out.read_text())

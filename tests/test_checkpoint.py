@@ -6,8 +6,8 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from faseg_cli.checkpoint import load_lean, weight_files
-from faseg_cli.diffusion import VAE_UNUSED, DiffusionModel
+from faseg_cli.engine.faseg.diffusion import VAE_UNUSED, DiffusionModel
+from faseg_cli.models.checkpoint import load_lean, weight_files
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,7 @@ def test_no_images_at_all(run, tmp_path):
 
 
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(run, tmp_path, monkeypatch):
-    from faseg_cli import outputs
+    from faseg_cli.files import outputs
 
     imagefiles.rgb(tmp_path / "a.png")
 

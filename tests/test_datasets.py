@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.dataset_builders import build, build_coco, write_label
 from PIL import Image
 
-from faseg_cli.datasets import Dataset, dataset_names, get_dataset, read_label_png
 from faseg_cli.errors import InputError, UsageError
-from faseg_cli.metrics import IGNORE, INVALID
+from faseg_cli.evaluation.datasets import Dataset, dataset_names, get_dataset, read_label_png
+from faseg_cli.evaluation.metrics import IGNORE, INVALID
+from tests.dataset_builders import build, build_coco, write_label
 
 ALL = ["voc", "voc20", "context", "context59", "coco-object", "coco-stuff", "ade", "cityscapes"]
 REDUCED = {"voc20", "context59", "ade"}

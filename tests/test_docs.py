@@ -187,7 +187,7 @@ def test_help_labels_are_plain(args):
 
 
 def test_eval_help_states_each_datasets_threshold():
-    from faseg_cli.datasets import dataset_names, get_dataset
+    from faseg_cli.evaluation.datasets import dataset_names, get_dataset
 
     text = " ".join(help_text("eval").split())
     stated = re.search(r"dataset's \(context ([\d.]+), coco-object ([\d.]+), the others ([\d.]+)\)", text)

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from faseg_cli.engine import Segmenter
+from faseg_cli.engine.faseg.segmenter import Segmenter
+from faseg_cli.engine.scores import minmax
 from faseg_cli.errors import UsageError
-from faseg_cli.refine import minmax
 from tests.conftest import TEST_RESOLUTION
 
 
@@ -68,7 +68,7 @@ def test_without_flip_and_without_refinement(tiny_model, photo):
 
 def test_inversions_record_on_the_latent_they_name(tiny_model, photo, monkeypatch):
     """ddim: pass 1 at t=1 on x0, DDIM step, recorded pass at t=1; none: one pass at t=0; euler: v(x0, 0), step."""
-    from faseg_cli.schedule import ddim_step, euler_step
+    from faseg_cli.engine.faseg.schedule import ddim_step, euler_step
 
     calls = []
     real_pass = tiny_model.unet_pass
@@ -123,6 +123,6 @@ def test_deterministic(segmenter, photo):
 
 
 def segmenter_settings(**changes):
-    from faseg_cli.settings import FasegSettings
+    from faseg_cli.engine.faseg.settings import FasegSettings
 
     return FasegSettings(resolution=TEST_RESOLUTION, **changes)

@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from faseg_cli.datasets import get_dataset
-from faseg_cli.distributed import Workers
+from faseg_cli.classes.splits import prompt_source
 from faseg_cli.errors import UsageError
-from faseg_cli.eval_sources import prompt_source
-from faseg_cli.evaluation import evaluate, parse_thresholds
-from faseg_cli.images import load_image
-from faseg_cli.metrics import ConfusionMatrix
+from faseg_cli.evaluation.datasets import get_dataset
+from faseg_cli.evaluation.metrics import ConfusionMatrix
+from faseg_cli.evaluation.runner import evaluate, parse_thresholds
+from faseg_cli.evaluation.sharding import Workers
+from faseg_cli.files.images import load_image
 from tests.dataset_builders import build
 
 
@@ -108,7 +108,7 @@ def test_resume_refuses_another_runs_state(segmenter, voc, tmp_path):
 
 
 def test_sources(voc, tmp_path):
-    from faseg_cli.eval_sources import Item
+    from faseg_cli.evaluation.runner import Item
 
     items = [Item(s, load_image(s.image_path), voc.load_label(s)) for s in voc.samples()]
     gt = prompt_source("gt", "none", voc)

@@ -32,9 +32,9 @@ def published_mask() -> np.ndarray:
 @pytest.fixture(scope="module")
 def run():
     """One segmentation of the case with the default settings, with its latents and maps."""
-    from faseg_cli.diffusion import DiffusionModel
-    from faseg_cli.engine import Segmenter
-    from faseg_cli.settings import FasegSettings
+    from faseg_cli.engine.faseg.diffusion import DiffusionModel
+    from faseg_cli.engine.faseg.segmenter import Segmenter
+    from faseg_cli.engine.faseg.settings import FasegSettings
 
     model = DiffusionModel.load(FIXTURE / "tiny-sd", torch.device("cpu"), torch.float32)
     segmenter = Segmenter(model, FasegSettings(threshold=CASE["threshold"]))

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from faseg_cli.errors import InputError
-from faseg_cli.images import load_image, model_input, resize_labels
+from faseg_cli.files.images import load_image, model_input, resize_labels
 from tests import imagefiles
 
 

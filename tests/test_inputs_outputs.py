@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from faseg_cli.errors import OutputError, UsageError
-from faseg_cli.inputs import InputItem, collect_inputs
-from faseg_cli.outputs import atomic_write, mask_image, plan_outputs, write_mask
-from faseg_cli.palette import voc_colormap
+from faseg_cli.files.inputs import InputItem, collect_inputs
+from faseg_cli.files.outputs import atomic_write, mask_image, plan_outputs, write_mask
+from faseg_cli.files.palette import voc_colormap
 from tests import imagefiles
 
 

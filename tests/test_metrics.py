@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faseg_cli.metrics import IGNORE, INVALID, ConfusionMatrix, resize_nearest
+from faseg_cli.evaluation.metrics import IGNORE, INVALID, ConfusionMatrix, resize_nearest
 
 
 def test_hand_computed_iou_with_ignore_and_invalid_predictions():

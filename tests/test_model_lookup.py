@@ -8,11 +8,11 @@ import pytest
 from huggingface_hub import constants
 from typer.testing import CliRunner
 
-from faseg_cli import weights
 from faseg_cli.cli import app
 from faseg_cli.errors import WeightsError
-from faseg_cli.registry import CLIP, DIFFUSION, suggest
-from faseg_cli.weights import resolve_model
+from faseg_cli.models import weights
+from faseg_cli.models.registry import CLIP, DIFFUSION, suggest
+from faseg_cli.models.weights import resolve_model
 from tests import imagefiles
 from tests.fake_hub import FakeHub
 

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from faseg_cli import fonts
 from faseg_cli.cli import app
-from faseg_cli.overlay import MIN_SIDE, legend_layout, overlay_image, share_text, tint
-from faseg_cli.palette import voc_colormap
+from faseg_cli.files import fonts
+from faseg_cli.files.overlay import MIN_SIDE, legend_layout, overlay_image, share_text, tint
+from faseg_cli.files.palette import voc_colormap
 from tests import imagefiles
 from tests.conftest import TEST_RESOLUTION
 

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from faseg_cli.engine.faseg.prompts import build_class_prompts, class_prompt, text_prompt, tokenize_prompts
 from faseg_cli.errors import UsageError
-from faseg_cli.prompts import build_class_prompts, class_prompt, text_prompt, tokenize_prompts, validate_classes
+from faseg_cli.vocabularies import validate_classes
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from faseg_cli import __version__
-from faseg_cli.class_sources import ClassSource
+from faseg_cli.classes.source import ClassSource
 from faseg_cli.cli import app
 from faseg_cli.cli.options import CandidateOptions
-from faseg_cli.provenance import ResumeCheck, read_request
-from faseg_cli.settings import FasegSettings
+from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.files.provenance import ResumeCheck, read_request
 from tests import imagefiles
 from tests.conftest import TEST_RESOLUTION
 from tests.dataset_builders import build
@@ -130,9 +130,9 @@ def test_generated_classes_are_recorded_by_what_generates_them(tmp_path):
 
 
 def test_resume_check_needs_every_output_with_the_request(tmp_path):
-    from faseg_cli.outputs import write_mask
-    from faseg_cli.provenance import record as make_record
-    from faseg_cli.provenance import request
+    from faseg_cli.files.outputs import write_mask
+    from faseg_cli.files.provenance import record as make_record
+    from faseg_cli.files.provenance import request
 
     made = request(FasegSettings(), "tiny-random", classes=["dog"], caption=None)
     write_mask(tmp_path / "a.png", np.zeros((2, 2), np.uint8), make_record(made, classes=["dog"]))

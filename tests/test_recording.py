@@ -3,8 +3,8 @@
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from faseg_cli.prompts import build_class_prompts, tokenize_prompts
-from faseg_cli.recording import RecordingAttnProcessor
+from faseg_cli.engine.faseg.prompts import build_class_prompts, tokenize_prompts
+from faseg_cli.engine.faseg.recording import RecordingAttnProcessor
 
 
 def _inputs(model, copies=2):
@@ -81,7 +81,7 @@ def test_recorded_maps_are_head_and_layer_means_of_softmax(tiny_model):
 
 
 def test_self_attention_matches_a_direct_computation():
-    from faseg_cli.recording import AttentionRecorder
+    from faseg_cli.engine.faseg.recording import AttentionRecorder
 
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 4, 64, 8, generator=g) for _ in range(3))

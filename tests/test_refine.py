@@ -4,18 +4,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from faseg_cli.refine import (
+from faseg_cli.engine.faseg.refine import (
     bicubic_operator,
     block_sum,
     fuse_cross,
     hard_refine,
-    labels_from_scores,
     merge_flipped,
-    minmax,
     naive_lift,
     naive_propagate,
     propagate,
 )
+from faseg_cli.engine.scores import labels_from_scores, minmax
 
 
 def softmax_rows(b, n, seed=0):

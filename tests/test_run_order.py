@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from faseg_cli.cli import app
 from faseg_cli.errors import OutputError
-from faseg_cli.outputs import check_writable
+from faseg_cli.files.outputs import check_writable
 from tests import imagefiles
 from tests.dataset_builders import build
 

@@ -6,9 +6,9 @@ import logging
 import pytest
 import torch
 
-from faseg_cli.diffusion import read_schedule
+from faseg_cli.engine.faseg.diffusion import read_schedule
+from faseg_cli.engine.faseg.schedule import REFERENCE_SCHEDULE, alphas_cumprod, ddim_step
 from faseg_cli.errors import WeightsError
-from faseg_cli.schedule import REFERENCE_SCHEDULE, alphas_cumprod, ddim_step
 
 
 def write_config(tmp_path, **fields):

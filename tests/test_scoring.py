@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from tests.dataset_builders import build, write_label
 
-from faseg_cli.datasets import get_dataset
 from faseg_cli.errors import UsageError
-from faseg_cli.scoring import score_predictions
+from faseg_cli.evaluation.datasets import get_dataset
+from faseg_cli.evaluation.scoring import score_predictions
+from tests.dataset_builders import build, write_label
 
 ALL = ["voc", "voc20", "context", "context59", "coco-object", "coco-stuff", "ade", "cityscapes"]
 

@@ -3,8 +3,8 @@
 import pytest
 
 from faseg_cli.errors import WeightsError
-from faseg_cli.registry import DIFFUSION, MODELS, TINY_RANDOM, lookup
-from faseg_cli.weights import cache_dir, missing_files, model_revision, resolve_model, select_files
+from faseg_cli.models.registry import DIFFUSION, MODELS, TINY_RANDOM, lookup
+from faseg_cli.models.weights import cache_dir, missing_files, model_revision, resolve_model, select_files
 
 
 def test_registry_pins_the_diffusion_revision():

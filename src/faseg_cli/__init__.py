@@ -7,10 +7,10 @@ when one of the public names below is first used.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Segmenter": "faseg_cli.engine",
-    "Segmentation": "faseg_cli.engine",
-    "FasegSettings": "faseg_cli.settings",
-    "NaclipSettings": "faseg_cli.naclip.settings",
+    "Segmenter": "faseg_cli.engine.faseg.segmenter",
+    "Segmentation": "faseg_cli.engine.base",
+    "FasegSettings": "faseg_cli.engine.faseg.settings",
+    "NaclipSettings": "faseg_cli.engine.naclip.settings",
     "FasegError": "faseg_cli.errors",
 }
 

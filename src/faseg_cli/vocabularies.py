@@ -71,3 +71,22 @@ def load_vocabulary(name_or_path: str) -> Vocabulary:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--vocab {name_or_path}: cannot read: {exc}") from None
     return parse_vocabulary(path.stem, text)
+
+
+MAX_CLASSES = 255
+"""Label maps are 8-bit palette images: 0 is background, 1..255 the classes."""
+
+
+def validate_classes(names) -> list[str]:
+    """Trimmed class names; empty, duplicate (case-insensitive, as CLIP lower-cases) or too many are errors."""
+    classes = [" ".join(str(name).split()) for name in names]
+    if any(not name for name in classes):
+        raise UsageError("empty class name in the class list")
+    seen: dict[str, str] = {}
+    for name in classes:
+        if name_key(name) in seen:
+            raise UsageError(f"duplicate class name {name!r} in the class list")
+        seen[name_key(name)] = name
+    if len(classes) > MAX_CLASSES:
+        raise UsageError(f"{len(classes)} classes given; at most {MAX_CLASSES} fit in a label map")
+    return classes

@@ -21,14 +21,14 @@ def private_cache(cache_root, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_blip_dir(tmp_path_factory):
-    from faseg_cli.candidates.random_models import write_tiny_blip
+    from faseg_cli.models.random_clip_blip import write_tiny_blip
 
     return write_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 
 
 @pytest.fixture(scope="session")
 def clip_encoder(tiny_clip_dir):
-    from faseg_cli.candidates.clip_encoder import ClipEncoder
+    from faseg_cli.engine.clip import ClipEncoder
 
     return ClipEncoder.load(str(tiny_clip_dir))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from faseg_cli.candidates.clip_encoder import interpolate_positions, layer_forward, native_size
+from faseg_cli.engine.clip import interpolate_positions, layer_forward, native_size
 
 
 def test_position_interpolation_is_the_identity_on_the_native_grid():

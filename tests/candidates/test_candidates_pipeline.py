@@ -11,9 +11,9 @@ from faseg_cli.candidates.captioner import Captioner
 from faseg_cli.candidates.pipeline import CandidateGenerator
 from faseg_cli.candidates.tagclip import TagClip
 from faseg_cli.errors import UsageError, WeightsError
-from faseg_cli.registry import BLIP, CLIP, MODELS, lookup
+from faseg_cli.models.registry import BLIP, CLIP, MODELS, lookup
+from faseg_cli.models.weights import resolve_model, select_files
 from faseg_cli.vocabularies import Vocabulary
-from faseg_cli.weights import resolve_model, select_files
 
 SMALL = Vocabulary("small", ("dog", "person", "tv monitor", "sky"), {"puppy": "dog"})
 

@@ -18,7 +18,7 @@ from faseg_cli.candidates.tagclip import (
     relative_threshold,
     select_labels,
 )
-from faseg_cli.refine import minmax
+from faseg_cli.engine.scores import minmax
 
 
 def _votes(attn: torch.Tensor) -> AttentionVotes:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from faseg_cli.candidates import text_embeddings
-from faseg_cli.candidates.resources import templates
+from faseg_cli.word_lists import templates
 
 
 class FakeEncoder:

@@ -10,6 +10,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench.py"
 
 def test_quick_naclip_benchmark_reports_time_memory_and_floor(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
+    monkeypatch.syspath_prepend(str(BENCH.parent))
     monkeypatch.setattr(sys, "argv", [str(BENCH), "--method", "naclip", "--quick", "--output", str(out)])
     runpy.run_path(str(BENCH), run_name="__main__")
     report = json.loads(out.read_text())

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from faseg_cli.cli import app
-from faseg_cli.engine import Segmenter
+from faseg_cli.engine.faseg.segmenter import Segmenter
 from tests.dataset_builders import build
 
 runner = CliRunner()

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from faseg_cli.naclip.model import NaclipModel
-from faseg_cli.naclip.segmenter import NaclipSegmenter
-from faseg_cli.naclip.settings import NaclipSettings
+from faseg_cli.engine.naclip.model import NaclipModel
+from faseg_cli.engine.naclip.segmenter import NaclipSegmenter
+from faseg_cli.engine.naclip.settings import NaclipSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = json.loads((FIXTURES / "cases.json").read_text())

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from faseg_cli.naclip.maths import (
+from faseg_cli.engine.naclip.maths import (
     class_probabilities,
     gaussian_bias,
     interpolate_positions,
@@ -18,7 +18,7 @@ from faseg_cli.naclip.maths import (
     split_background,
     window_boxes,
 )
-from faseg_cli.refine import labels_from_scores
+from faseg_cli.engine.scores import labels_from_scores
 
 
 def test_rescaled_size_follows_mmcv_imrescale():

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from faseg_cli.engine import Segmenter
-from faseg_cli.naclip import model as naclip_model
-from faseg_cli.naclip.model import NaclipModel
-from faseg_cli.naclip.segmenter import NaclipSegmenter
-from faseg_cli.naclip.settings import STUFF, NaclipSettings
-from faseg_cli.refine import labels_from_scores
+from faseg_cli.engine.faseg.segmenter import Segmenter
+from faseg_cli.engine.naclip import model as naclip_model
+from faseg_cli.engine.naclip.model import NaclipModel
+from faseg_cli.engine.naclip.segmenter import NaclipSegmenter
+from faseg_cli.engine.naclip.settings import STUFF, NaclipSettings
+from faseg_cli.engine.scores import labels_from_scores
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,7 @@ def test_window_batching_does_not_change_the_logits(clip_model, photo, monkeypat
     segmenter = NaclipSegmenter(clip_model, NaclipSettings(pamr_steps=0))
     batched = segmenter.segment(photo, ["dog"]).scores
     monkeypatch.setattr(naclip_model, "WINDOW_BATCH", 1)
-    monkeypatch.setattr("faseg_cli.naclip.segmenter.WINDOW_BATCH", 1)
+    monkeypatch.setattr("faseg_cli.engine.naclip.segmenter.WINDOW_BATCH", 1)
     assert np.allclose(segmenter.segment(photo, ["dog"]).scores, batched, rtol=1e-5, atol=1e-5)
 
 

@@ -9,7 +9,7 @@ _LAZY = {
     "CandidateGenerator": "faseg_cli.candidates.pipeline",
     "ImageCandidates": "faseg_cli.candidates.pipeline",
     "Captioner": "faseg_cli.candidates.captioner",
-    "ClipEncoder": "faseg_cli.candidates.clip_encoder",
+    "ClipEncoder": "faseg_cli.engine.clip",
     "TagClip": "faseg_cli.candidates.tagclip",
     "CaptionMatcher": "faseg_cli.candidates.matching",
     "ClassLookup": "faseg_cli.candidates.synonyms",

@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 
 from faseg_cli.errors import WeightsError
-from faseg_cli.images import to_rgb
-from faseg_cli.quiet import quiet_libraries
-from faseg_cli.registry import BLIP
-from faseg_cli.weights import resolve_model
+from faseg_cli.files.images import to_rgb
+from faseg_cli.models.quiet import quiet_libraries
+from faseg_cli.models.registry import BLIP
+from faseg_cli.models.weights import resolve_model
 
 log = logging.getLogger("faseg")
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from faseg_cli.candidates.resources import stopwords
 from faseg_cli.candidates.synonyms import ClassLookup
 from faseg_cli.vocabularies import Vocabulary
+from faseg_cli.word_lists import stopwords
 
 SIMILARITY = 0.8
 """Minimum cosine between a caption word's and a class name's CLIP text embeddings."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from faseg_cli.candidates.resources import read_list
 from faseg_cli.vocabularies import Vocabulary, name_key, parse_vocabulary
+from faseg_cli.word_lists import read_list
 
 
 @lru_cache(maxsize=1)

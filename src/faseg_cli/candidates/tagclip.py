@@ -3,7 +3,7 @@
 Steps (SPEC §3.2; details checked against github linyq2117/TagCLIP ``classify.py``):
 
 1. Coarse patch scores ``P = softmax_c(100 cos(patch, text_c))`` from CLIP at the
-   image's native size with a self-only last layer (see ``clip_encoder``).
+   image's native size with a self-only last layer (see ``engine.clip``).
 2. DMAR: ``A`` = mean patch-to-patch attention of layers 9-11 (0-based 8..10), zeroed
    where fewer than 4 of the 12 layers vote for the entry; a layer votes where its
    attention exceeds the mean of its whole patch-to-patch matrix (the reference's
@@ -30,12 +30,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from faseg_cli.candidates.boxes import bounding_box, region_boxes_mask
-from faseg_cli.candidates.clip_encoder import ClipEncoder
-from faseg_cli.candidates.resources import distractors as default_distractors
 from faseg_cli.candidates.synonyms import ClassLookup
 from faseg_cli.candidates.text_embeddings import class_embeddings
-from faseg_cli.refine import minmax
+from faseg_cli.engine.clip import ClipEncoder
+from faseg_cli.engine.scores import minmax
 from faseg_cli.vocabularies import Vocabulary
+from faseg_cli.word_lists import distractors as default_distractors
 
 LOGIT_SCALE = 100.0
 """CLIP's learned logit scale (exp(4.6052)), fixed as in the SPEC."""

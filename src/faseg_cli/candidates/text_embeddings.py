@@ -16,23 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from faseg_cli.candidates.clip_encoder import ClipEncoder
-from faseg_cli.candidates.resources import templates as default_templates
+from faseg_cli.engine.clip import ClipEncoder, ensemble
 from faseg_cli.errors import OutputError
-from faseg_cli.outputs import atomic_write
-from faseg_cli.weights import cache_dir
+from faseg_cli.files.outputs import atomic_write
+from faseg_cli.models.weights import cache_dir
+from faseg_cli.word_lists import templates as default_templates
 
 log = logging.getLogger("faseg")
-
-
-def ensemble(encoder: ClipEncoder, classes: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-    """Template-ensemble embeddings (K, E) of ``classes``, computed now."""
-    texts = [template.format(name) for name in classes for template in templates]
-    per_prompt = encoder.encode_text(texts).view(len(classes), len(templates), -1)
-    return F.normalize(per_prompt.mean(1), dim=-1)
 
 
 def cache_path(encoder: ClipEncoder, classes: Sequence[str], templates: Sequence[str]) -> Path:

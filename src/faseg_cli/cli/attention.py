@@ -15,7 +15,6 @@ from faseg_cli.cli.options import (
     candidate_options,
     engine_options,
 )
-from faseg_cli.errors import UsageError
 from faseg_cli.cli.segment import (
     CAPTION_HELP,
     CLASSES_HELP,
@@ -26,6 +25,7 @@ from faseg_cli.cli.segment import (
     output_requests,
     segment_jobs,
 )
+from faseg_cli.errors import UsageError
 
 EXAMPLES = examples(
     ("attention maps and heat maps of two classes", "faseg attention photo.jpg --classes dog,person"),
@@ -60,10 +60,10 @@ def attention(
     and captions are chosen as in `faseg segment`. The folder path per image
     goes to stdout (JSON lines with --json).
     """
-    from faseg_cli.attention_dump import attention_arrays
     from faseg_cli.cli.runner import run_image_command
-    from faseg_cli.heatmaps import class_grid
-    from faseg_cli.outputs import write_attention
+    from faseg_cli.engine.faseg.dump import attention_arrays
+    from faseg_cli.files.heatmaps import class_grid
+    from faseg_cli.files.outputs import write_attention
 
     if engine.method != "fa-seg":
         raise UsageError(f"faseg attention dumps FA-Seg's attention maps; --method {engine.method} has none")

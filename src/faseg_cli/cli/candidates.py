@@ -64,10 +64,10 @@ def candidates_command(
     `faseg segment --classes-from` and `--captions-from`.
     """
     from faseg_cli.candidates import save_class_lists
+    from faseg_cli.classes.per_image import read_captions
     from faseg_cli.cli.runner import run_image_command
-    from faseg_cli.images import load_image
-    from faseg_cli.outputs import atomic_write
-    from faseg_cli.per_image_files import read_captions
+    from faseg_cli.files.images import load_image
+    from faseg_cli.files.outputs import atomic_write
 
     if not candidates.vocab:
         raise UsageError("--vocab is required, e.g. --vocab coco")

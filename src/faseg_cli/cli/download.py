@@ -6,7 +6,7 @@ import typer
 
 from faseg_cli.cli.console import guarded
 from faseg_cli.cli.help import examples
-from faseg_cli.registry import MODELS
+from faseg_cli.models.registry import MODELS
 
 EXAMPLES = examples(
     ("the diffusion model (about 4.4 GB)", "faseg download"),
@@ -22,8 +22,8 @@ def download(
     ),
 ) -> None:
     """Download and cache model weights so later runs work offline."""
-    from faseg_cli.registry import DIFFUSION, lookup
-    from faseg_cli.weights import resolve_model
+    from faseg_cli.models.registry import DIFFUSION, lookup
+    from faseg_cli.models.weights import resolve_model
 
     names = models or ["diffusion"]
     if "all" in names:

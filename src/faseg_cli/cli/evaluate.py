@@ -94,8 +94,8 @@ def evaluate(
 
     Exit code 0: done; 1: some images failed (not scored); 2: usage error.
     """
-    from faseg_cli.datasets import get_dataset
-    from faseg_cli.distributed import Workers
+    from faseg_cli.evaluation.datasets import get_dataset
+    from faseg_cli.evaluation.sharding import Workers
 
     workers = Workers.from_env()
     if not workers.primary:
@@ -113,7 +113,7 @@ def evaluate(
         for flag, value in given.items():
             if value is not None:
                 raise UsageError(f"{flag} does not apply to --predictions, which scores saved masks")
-        from faseg_cli.evaluation import evaluate_saved_masks
+        from faseg_cli.evaluation.runner import evaluate_saved_masks
 
         result = evaluate_saved_masks(data, predictions, limit)
         if workers.primary:
@@ -155,11 +155,11 @@ def _run_model(
     resume,
     batch_size,
 ):
-    from faseg_cli.class_sources import AUTO
-    from faseg_cli.eval_sources import ALL, GROUND_TRUTH, prompt_source
-    from faseg_cli.eval_state import state_path
-    from faseg_cli.evaluation import evaluate, parse_thresholds
-    from faseg_cli.outputs import check_writable
+    from faseg_cli.classes.source import AUTO
+    from faseg_cli.classes.splits import ALL, GROUND_TRUTH, prompt_source
+    from faseg_cli.evaluation.runner import evaluate, parse_thresholds
+    from faseg_cli.evaluation.state import state_path
+    from faseg_cli.files.outputs import check_writable
 
     if thresholds is not None and engine.threshold is not None:
         raise UsageError("--threshold and --thresholds: give one of them")
@@ -218,7 +218,7 @@ def _progress(show: bool):
 
 
 def _report(result, output: Optional[Path], json_output: bool) -> None:
-    from faseg_cli.outputs import atomic_write
+    from faseg_cli.files.outputs import atomic_write
 
     data = result.to_dict()
     for table in _tables(data):

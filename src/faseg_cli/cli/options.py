@@ -18,9 +18,9 @@ from typing import List, Optional
 
 import typer
 
+from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.engine.naclip.settings import NaclipSettings
 from faseg_cli.errors import UsageError
-from faseg_cli.naclip.settings import NaclipSettings
-from faseg_cli.settings import FasegSettings
 
 _DEFAULTS = FasegSettings()
 _NACLIP = NaclipSettings()
@@ -86,7 +86,7 @@ class DeviceOptions:
 
     def resolve(self):
         """``(torch.device, torch.dtype)`` for these choices (usage error if unavailable)."""
-        from faseg_cli.device import select_device, select_dtype
+        from faseg_cli.models.device import select_device, select_dtype
 
         device = select_device(self.device)
         return device, select_dtype(self.dtype, device)
@@ -119,7 +119,7 @@ class EngineOptions(DeviceOptions):
 
         With ``--method naclip``: NACLIP's settings, those of ``dataset`` (an eval dataset's name) if given.
         """
-        from faseg_cli.settings import parse_weights
+        from faseg_cli.engine.faseg.settings import parse_weights
 
         if self.method == "naclip":
             return _naclip_settings(self, dataset)
@@ -138,14 +138,14 @@ class EngineOptions(DeviceOptions):
 
     def load(self, settings: FasegSettings):
         """The ``Segmenter`` for these options (resolves, downloads if needed, loads)."""
-        from faseg_cli.engine import Segmenter
+        from faseg_cli.engine.faseg.segmenter import Segmenter
 
         return Segmenter.load(self.model, device=self.device, dtype=self.dtype, settings=settings, method=self.method)
 
 
 def _check_method(options: EngineOptions) -> None:
     """Usage error for an unknown method or an option of the other method."""
-    from faseg_cli.naclip.segmenter import METHODS
+    from faseg_cli.engine.naclip.segmenter import METHODS
 
     if options.method not in METHODS:
         raise UsageError(f"--method {options.method}: expected one of {', '.join(METHODS)}")
@@ -218,7 +218,7 @@ class CandidateOptions:
         """These options with the candidate models left unset filled in for the diffusion ``model``:
         tiny-blip and tiny-clip go with tiny-random (so that a smoke test never downloads BLIP-large
         and CLIP), blip and clip with any other."""
-        from faseg_cli.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP, TINY_RANDOM
+        from faseg_cli.models.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP, TINY_RANDOM
 
         tiny = model == TINY_RANDOM.name
         return replace(
@@ -234,8 +234,8 @@ class CandidateOptions:
     def describe(self, source, generate: bool, model: str | None = None) -> None:
         """Record in a ``ClassSource`` what ``attach`` would load into it (``generated_with``) next to the
         diffusion ``model``; loads nothing."""
-        from faseg_cli.provenance import vocabulary_identity
-        from faseg_cli.weights import model_identity
+        from faseg_cli.files.provenance import vocabulary_identity
+        from faseg_cli.models.weights import model_identity
 
         models = self.for_model(model)
         if generate:
@@ -253,7 +253,7 @@ class CandidateOptions:
         """Load into a ``ClassSource`` the models it needs: the candidate generator when
         ``generate``, BLIP when captions are ``auto`` (BLIP is loaded at most once)."""
         from faseg_cli.cli.console import note
-        from faseg_cli.registry import TINY_RANDOM
+        from faseg_cli.models.registry import TINY_RANDOM
 
         self.describe(source, generate, engine.model)
         if not generate and not source.auto_captions:

@@ -128,11 +128,11 @@ def run_image_command(
 
     import torch
 
-    from faseg_cli.distributed import Workers
-    from faseg_cli.images import load_image
-    from faseg_cli.inputs import collect_inputs
-    from faseg_cli.outputs import check_writable, plan_outputs
-    from faseg_cli.provenance import ResumeCheck
+    from faseg_cli.evaluation.sharding import Workers
+    from faseg_cli.files.images import load_image
+    from faseg_cli.files.inputs import collect_inputs
+    from faseg_cli.files.outputs import check_writable, plan_outputs
+    from faseg_cli.files.provenance import ResumeCheck
 
     workers = Workers.from_env()
     if workers.distributed and "-" in batch.inputs:

@@ -40,7 +40,7 @@ EXAMPLES = examples(
 
 def parse_class_list(text: Optional[str]) -> list:
     """``"dog, person"`` -> ``["dog", "person"]``, validated (empty and duplicate names are usage errors)."""
-    from faseg_cli.prompts import validate_classes
+    from faseg_cli.vocabularies import validate_classes
 
     if text is None:
         raise UsageError("no classes given: use --classes, e.g. --classes dog,person")
@@ -52,8 +52,8 @@ def class_source(classes, classes_from, caption, captions_from, candidates: Cand
 
     Conflicting options are usage errors, found before any model loads.
     """
-    from faseg_cli.class_sources import ClassSource
-    from faseg_cli.per_image_files import read_captions, read_class_lists
+    from faseg_cli.classes.per_image import read_captions, read_class_lists
+    from faseg_cli.classes.source import ClassSource
 
     if classes is not None and (classes_from is not None or candidates.vocab):
         raise UsageError("--classes excludes --classes-from and --vocab")
@@ -89,7 +89,7 @@ def output_requests(source, candidates: CandidateOptions, engine: EngineOptions,
     """Per input, the request its outputs are recorded with (``provenance``); None when its class
     list cannot be looked up (the image then fails when loaded)."""
     from faseg_cli.errors import InputError
-    from faseg_cli.provenance import request
+    from faseg_cli.files.provenance import request
 
     candidates.describe(source, source.classes is None and source.class_lists is None, engine.model)
 
@@ -104,7 +104,7 @@ def output_requests(source, candidates: CandidateOptions, engine: EngineOptions,
 
 def output_record(plan, result, source) -> str:
     """The record written into an image's outputs: the plan's request and what the run found."""
-    from faseg_cli.provenance import record
+    from faseg_cli.files.provenance import record
 
     return record(plan.request, classes=result.classes, prompt=result.prompt, **source.sources())
 
@@ -121,7 +121,7 @@ def segment_jobs(segmenter, source, keep_maps: bool = False):
 
 def job_loader(source):
     """Per image: load it and look up its class list and caption (errors fail that image only)."""
-    from faseg_cli.images import load_image
+    from faseg_cli.files.images import load_image
 
     return lambda path: source.job(path, load_image(path))
 
@@ -162,7 +162,7 @@ def segment(
     Exit code 0: all done; 1: some inputs failed; 2: usage error.
     """
     from faseg_cli.cli.runner import run_image_command
-    from faseg_cli.outputs import write_mask, write_overlay, write_scores
+    from faseg_cli.files.outputs import write_mask, write_overlay, write_scores
 
     source = class_source(classes, classes_from, caption, captions_from, candidates)
     settings = engine.settings()

@@ -79,8 +79,9 @@ async def read_form(request, max_bytes: int) -> dict:
 
 def parse_request(fields: dict, service) -> SegmentRequest:
     """The checked request (decodes the image; runs in a worker thread)."""
-    from faseg_cli.images import decode_image
-    from faseg_cli.prompts import build_class_prompts, validate_classes
+    from faseg_cli.engine.faseg.prompts import build_class_prompts
+    from faseg_cli.files.images import decode_image
+    from faseg_cli.vocabularies import validate_classes
 
     if "image" not in fields:
         raise RequestError(400, "no image: send the file in the 'image' field")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 from PIL import Image
 
-from faseg_cli.class_sources import AUTO, ClassSource, Job
+from faseg_cli.classes.source import AUTO, ClassSource, Job
 from faseg_cli.errors import FasegError, InputError, UsageError
 
 log = logging.getLogger("faseg")
@@ -151,8 +151,8 @@ class SegmentService:
 
     def payload(self, request: SegmentRequest, outcome: SegmentOutcome) -> dict:
         """The JSON answer: what ``faseg segment --json`` prints, the settings, and the files as base64."""
-        from faseg_cli.outputs import mask_png, overlay_jpeg
-        from faseg_cli.palette import voc_colormap
+        from faseg_cli.files.outputs import mask_png, overlay_jpeg
+        from faseg_cli.files.palette import voc_colormap
 
         result = outcome.result
         colors, names = voc_colormap(), ["background", *result.classes]

@@ -1,0 +1,6 @@
+"""The segmentation engine: each method's models and maths, behind one ``segment_batch`` API.
+
+``base`` holds what every method shares (the ``Segmentation`` result, ``SegmenterBase``),
+``scores`` the score maths they share, ``clip`` the CLIP ViT-B/16 that NACLIP and TagCLIP
+run, ``timing`` optional per-stage timing. ``faseg/`` is FA-Seg, ``naclip/`` is NACLIP.
+"""

@@ -1,0 +1,98 @@
+"""What every method shares: the ``Segmentation`` result and ``SegmenterBase``.
+
+Each method (``faseg.segmenter.Segmenter``, ``naclip.segmenter.NaclipSegmenter``)
+implements ``segment_batch``; the base adds ``segment`` for one image and the
+device choice, so every command drives either method the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from faseg_cli.engine.scores import labels_from_scores
+
+log = logging.getLogger("faseg")
+
+
+@dataclass
+class AttentionMaps:
+    """One image's intermediate maps, exactly those its mask is computed from.
+
+    G is 2 with test-time flipping (original, mirrored) and 1 without; L the latent size.
+    """
+
+    cross: dict[int, torch.Tensor]
+    """r -> ``(G, K, r, r)`` class cross-attention (mean over each class's tokens)."""
+    self_: dict[int, torch.Tensor]
+    """r -> ``(G, r*r, r*r)`` self-attention, rows = queries."""
+    fused: torch.Tensor
+    """``(G, K, L, L)`` weighted cross-attention."""
+    refined: torch.Tensor
+    """``(G, K, L, L)`` after HARD, before flipping back."""
+
+
+@dataclass
+class Segmentation:
+    """The result for one image."""
+
+    classes: list[str]
+    labels: np.ndarray
+    """``(H, W)`` uint8 at the image's displayed size: 0 background, k the k-th class."""
+    scores: np.ndarray
+    """``(K, R, R)`` float32 class scores after flipping back, at the processing resolution."""
+    prompt: str
+    maps: AttentionMaps | None = None
+    background: np.ndarray | None = None
+    """NACLIP: bool, like one score map: pixels its background queries win (background at every threshold)."""
+
+    def labels_at(self, threshold: float) -> np.ndarray:
+        """uint8 labels at the scores' resolution for another background threshold, as the method thresholds."""
+        background = None if self.background is None else torch.from_numpy(self.background)
+        return labels_from_scores(torch.from_numpy(self.scores), threshold, background).numpy().astype(np.uint8)
+
+    def fractions(self) -> dict[str, float]:
+        """Share of the image's pixels per label, background first."""
+        counts = np.bincount(self.labels.ravel(), minlength=len(self.classes) + 1) / self.labels.size
+        return {name: float(c) for name, c in zip(["background", *self.classes], counts)}
+
+
+class SegmenterBase:
+    """What every method's segmenter shares: ``segment`` on top of its ``segment_batch``, and the device choice."""
+
+    settings_class: type
+    """The method's settings; its defaults are used when none are given."""
+
+    def __init__(self, model, settings=None, timer=None) -> None:
+        """``model``: the method's loaded model; ``timer``, if given, is called as ``with timer(stage):``
+        around each stage (see ``timing.StageTimer``)."""
+        self.model = model
+        self.settings = settings or self.settings_class()
+        self._stage = timer or (lambda stage: nullcontext())
+
+    def segment(
+        self, image: Image.Image | str | Path, classes: list[str], caption: str | None = None, keep_maps: bool = False
+    ) -> Segmentation:
+        """Segment one image (a PIL image or a path) into ``classes``."""
+        return self.segment_batch([image], [classes], [caption], keep_maps)[0]
+
+    @staticmethod
+    def select_devices(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+        """Parse and check ``device`` and ``dtype`` (usage errors, found before any model loads)."""
+        from faseg_cli.models.device import select_device, select_dtype
+
+        torch_device = select_device(device)
+        return torch_device, select_dtype(dtype, torch_device)
+
+    @staticmethod
+    def announce(what: str, device: torch.device, dtype: torch.dtype) -> None:
+        """Say which model runs where."""
+        from faseg_cli.models.device import describe
+
+        log.info("Using %s on %s", what, describe(device, dtype))

@@ -1,0 +1,142 @@
+"""The NACLIP backend: FA-Seg's ``segment_batch`` contract and ``Segmentation`` results, NACLIP's pipeline.
+
+Per image (``naclip.py:110-160``): resize (short side 336), normalise, dense logits of the
+sliding windows (or of the whole image), bilinear to the image's size, PAMR guided by the
+normalised image, softmax over the queries, background where its queries win or the best
+probability is below the threshold. Scores and labels are at the image's own size.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from faseg_cli.engine.base import Segmentation, SegmenterBase
+from faseg_cli.engine.naclip.maths import (
+    class_probabilities,
+    merge_windows,
+    normalise,
+    pamr,
+    rescaled_size,
+    resize_bilinear,
+    split_background,
+    window_boxes,
+)
+from faseg_cli.engine.naclip.model import WINDOW_BATCH, NaclipModel
+from faseg_cli.engine.naclip.settings import NaclipSettings
+from faseg_cli.engine.scores import labels_from_scores
+from faseg_cli.errors import UsageError
+from faseg_cli.files.images import load_image, to_rgb
+from faseg_cli.vocabularies import name_key, validate_classes
+
+log = logging.getLogger("faseg")
+
+METHODS = ("fa-seg", "naclip")
+"""The segmentation methods, FA-Seg (the default) first."""
+
+
+class NaclipSegmenter(SegmenterBase):
+    """Segments images by class names with NACLIP (CLIP ViT-B/16 only); one image at a time."""
+
+    method = "naclip"
+    settings_class = NaclipSettings
+
+    @classmethod
+    def load(
+        cls, model: str = "clip", *, device: str = "auto", dtype: str = "auto", settings: NaclipSettings | None = None
+    ) -> NaclipSegmenter:
+        """Resolve (download if needed) and load the CLIP ``model``: a registered name, hub id or local directory."""
+        torch_device, torch_dtype = cls.select_devices(device, dtype)
+        clip = NaclipModel.load(model, torch_device, torch_dtype)
+        cls.announce(f"{model} (NACLIP)", torch_device, torch_dtype)
+        return cls(clip, settings)
+
+    def segment_batch(
+        self,
+        images: list[Image.Image | str | Path],
+        classes: list[list[str]],
+        captions: list[str | None] | None = None,
+        keep_maps: bool = False,
+    ) -> list[Segmentation]:
+        """Segment each image into its own class list; NACLIP has no captions and no attention maps to keep.
+
+        An empty class list gives an all-background mask without running the model.
+        """
+        pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
+        return [self._run(picture, validate_classes(names)) for picture, names in zip(pictures, classes)]
+
+    @torch.inference_mode()
+    def _run(self, picture: Image.Image, names: list[str]) -> Segmentation:
+        height, width = picture.height, picture.width
+        if not names:
+            return Segmentation([], np.zeros((height, width), np.uint8), np.zeros((0, height, width), np.float32), "")
+        queries, query_class, background = self.queries(names)
+        logits = self.logits(picture, queries)
+        with self._stage("labels"):
+            probs = class_probabilities(logits, query_class, int(query_class.max()) + 1, self.settings.logit_scale)
+            scores, wins = split_background(probs, background)
+            scores, wins = scores.cpu(), None if wins is None else wins.cpu()
+            labels = labels_from_scores(scores, self.settings.threshold, wins).numpy().astype(np.uint8)
+        return Segmentation(names, labels, scores.numpy(), "", background=None if wins is None else wins.numpy())
+
+    def queries(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Query embeddings ``(Q, E)``, each query's class, and whether class 0 is background.
+
+        The background queries come first, less any name asked for as a class (which
+        would otherwise tie with it and never win).
+        """
+        wanted = {name_key(n) for n in names}
+        background = [b for b in self.settings.background if name_key(b) not in wanted]
+        with self._stage("text"):
+            queries = self.model.query_features([*background, *names])
+        first = int(bool(background))
+        query_class = torch.tensor([0] * len(background) + list(range(first, first + len(names))))
+        return queries, query_class, bool(background)
+
+    @torch.inference_mode()
+    def logits(self, picture: Image.Image, queries: torch.Tensor) -> torch.Tensor:
+        """``(Q, H, W)`` cosine logits at the picture's size, after PAMR (``naclip.py:110-135``)."""
+        s, stage = self.settings, self._stage
+        size = (picture.height, picture.width)
+        with stage("preprocess"):
+            pixels = torch.from_numpy(np.array(picture))
+            resized = resize_bilinear(pixels, rescaled_size(picture.width, picture.height, s.short_side, s.long_side))
+            image = normalise(resized, s.pixel_mean, s.pixel_std).to(self.model.device)
+        with stage("clip"):
+            logits = self.dense_logits(image, queries)
+        with stage("pamr"):
+            logits = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)
+            if s.pamr_steps:
+                guide = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+                logits = pamr(guide, logits, s.pamr_steps, s.pamr_dilations)
+        return logits[0]
+
+    def dense_logits(self, image: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """``(Q, h, w)`` logits of the normalised ``(1, 3, h, w)`` image: whole, or sliding windows averaged."""
+        s = self.settings
+        if not s.window:
+            return self.model.window_logits(image, queries, s.gaussian_std)[0]
+        height, width = image.shape[-2:]
+        boxes = window_boxes(height, width, s.window, s.stride)
+        crops = torch.cat([image[..., y1:y2, x1:x2] for y1, y2, x1, x2 in boxes])
+        logits = torch.cat(
+            [
+                self.model.window_logits(crops[i : i + WINDOW_BATCH], queries, s.gaussian_std)
+                for i in range(0, len(boxes), WINDOW_BATCH)
+            ]
+        )
+        return merge_windows(boxes, list(logits), height, width)
+
+
+def load_method(
+    method: str, model: str | None, *, device: str, dtype: str, settings: NaclipSettings | None
+) -> NaclipSegmenter:
+    """The segmenter of a method other than FA-Seg (``Segmenter.load(method=...)`` dispatches here)."""
+    if method != NaclipSegmenter.method:
+        raise UsageError(f"--method {method}: expected one of {', '.join(METHODS)}")
+    return NaclipSegmenter.load(model or "clip", device=device, dtype=dtype, settings=settings)

@@ -1,0 +1,146 @@
+"""What produced each output file, recorded inside it, so that a resume keeps only true matches.
+
+Every output carries a JSON *record*: a PNG in its ``faseg`` text chunk, a JPEG in its
+comment, an ``.npz`` in its ``provenance`` array, a folder in its ``attention.npz``.
+The record is the *request*: everything that decides the output and is known before
+any model runs (the faseg version, the model, every field of ``FasegSettings`` via
+``dataclasses.asdict``, the image's class list and caption or what generates them,
+the dataset for eval's masks), plus under ``result`` what the run found (the final
+class list, the prompt, where classes and caption came from), kept for people and
+never compared. A resume keeps an output only when its request equals this run's;
+a file without a record (older faseg, another tool) is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from faseg_cli import __version__
+
+PNG_KEY = "faseg"
+NPZ_KEY = "provenance"
+RESULT = "result"
+FOLDER_FILE = "attention.npz"
+
+
+def request(settings, model: str, **parts) -> dict:
+    """The request of an output: version, model identity, settings, and ``parts`` (classes, caption, ...)."""
+    from faseg_cli.models.weights import model_identity
+
+    made = {"faseg": __version__, "model": model_identity(model), "settings": asdict(settings), **parts}
+    return json.loads(json.dumps(made))
+
+
+def record(made_with: dict, **result) -> str:
+    """The JSON text written into an output: its request, and ``result`` (what the run found)."""
+    return json.dumps({**made_with, RESULT: result}, ensure_ascii=False)
+
+
+def vocabulary_identity(vocabulary) -> dict:
+    """A vocabulary's name and a digest of its classes and synonyms (a file may change under its name)."""
+    text = json.dumps([list(vocabulary.classes), sorted(vocabulary.synonyms.items())])
+    return {"name": vocabulary.name, "sha256": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def png_info(text: str | None) -> PngImagePlugin.PngInfo | None:
+    """PNG save options carrying ``text`` as an international text chunk (None: no record)."""
+    if text is None:
+        return None
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(PNG_KEY, text)
+    return info
+
+
+def npz_arrays(text: str | None) -> dict[str, np.ndarray]:
+    """The ``.npz`` array carrying ``text`` (none without a record)."""
+    return {} if text is None else {NPZ_KEY: np.array(text)}
+
+
+def read_request(path: Path) -> dict | None:
+    """The request recorded in an output file or folder; None when it has none or cannot be read."""
+    try:
+        if path.is_dir():
+            path = path / FOLDER_FILE
+        if path.suffix == ".npz":
+            with np.load(path) as arrays:
+                text = str(arrays[NPZ_KEY]) if NPZ_KEY in arrays.files else None
+        else:
+            with Image.open(path) as image:
+                text = image.info.get(PNG_KEY) if image.format == "PNG" else image.info.get("comment")
+        found = json.loads(text) if text else None
+    except (OSError, ValueError, KeyError):
+        return None
+    if not isinstance(found, dict):
+        return None
+    found.pop(RESULT, None)
+    return found
+
+
+def differences(expected: dict, found: dict) -> list[str]:
+    """What differs between two requests: the settings' field names, else the top-level keys."""
+    names = []
+    for key in sorted(set(expected) | set(found)):
+        mine, theirs = expected.get(key), found.get(key)
+        if key == "settings" and isinstance(mine, dict) and isinstance(theirs, dict):
+            names += [name for name in sorted(set(mine) | set(theirs)) if mine.get(name) != theirs.get(name)]
+        elif mine != theirs:
+            names.append("faseg version" if key == "faseg" else key)
+    return names
+
+
+@dataclass
+class ResumeCheck:
+    """Decides which finished outputs a resume keeps, and counts why the others are recomputed."""
+
+    stale: int = 0
+    """Inputs whose outputs all exist but were made differently (or carry no record)."""
+    unrecorded: int = 0
+    missing: int = 0
+    """Inputs with some output missing."""
+    reasons: Counter = field(default_factory=Counter)
+
+    def keep(self, expected: Mapping[Path, dict | None]) -> bool:
+        """True when every output exists with the expected request (None: unknown, never kept)."""
+        if not expected or any(want is None for want in expected.values()):
+            return False
+        if not all(path.exists() for path in expected):
+            self.missing += 1
+            return False
+        found = {path: read_request(path) for path in expected}
+        if any(request is None for request in found.values()):
+            self.stale += 1
+            self.unrecorded += 1
+            return False
+        diff = sorted({name for path, want in expected.items() for name in differences(want, found[path])})
+        if diff:
+            self.stale += 1
+            self.reasons.update(diff)
+        return not diff
+
+    def message(self, what: str, count_missing: bool = False) -> str | None:
+        """One line for stderr when outputs are recomputed, e.g. "3 images have outputs made with other
+        settings (different classes); recomputing them"; ``what`` names the outputs. Missing outputs
+        are just work to do, unless ``count_missing`` (outputs that should exist)."""
+        missing = self.missing if count_missing else 0
+        count = self.stale + missing
+        if not count:
+            return None
+        details = []
+        if self.reasons:
+            names = [name for name, _ in self.reasons.most_common()]
+            details.append(f"different {', '.join(names)}")
+        if self.unrecorded:
+            details.append(f"{self.unrecorded} without a faseg record, e.g. from an older faseg")
+        if missing:
+            details.append(f"{missing} missing")
+        images = "1 image has" if count == 1 else f"{count} images have"
+        how = "missing or made with other settings" if missing else "made with other settings"
+        return f"{images} {what} {how} ({'; '.join(details)}); recomputing them"

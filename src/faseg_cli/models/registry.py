@@ -1,0 +1,126 @@
+"""The models faseg knows by name, each pinned to one revision so that results are reproducible."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Component:
+    """A sub-folder of a model repository ("" for the root) and whether it holds weight files."""
+
+    folder: str
+    weights: bool = True
+    required: tuple[str, ...] = ("config.json",)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from and which of its files faseg needs.
+
+    ``builder`` names a local generator (``module:function`` writing the model into a
+    directory) for models that are made on this machine instead of downloaded.
+    """
+
+    name: str
+    repo_id: str
+    revision: str
+    components: tuple[Component, ...]
+    description: str
+    license: str | None = None
+    extra_files: tuple[str, ...] = ()
+    builder: str | None = None
+
+
+_TOKENIZER = Component("tokenizer", weights=False, required=("vocab.json", "merges.txt"))
+
+DIFFUSION = ModelSource(
+    name="diffusion",
+    repo_id="XCLiu/2_rectified_flow_from_sd_1_5",
+    revision="934962eb1054b67883fabb3e0860b851baf31142",
+    components=(
+        Component("unet"),
+        Component("vae"),
+        Component("text_encoder"),
+        _TOKENIZER,
+        Component("scheduler", weights=False, required=()),
+    ),
+    extra_files=("model_index.json",),
+    description="2-Rectified Flow distilled from Stable Diffusion 1.5 (UNet, VAE, CLIP text encoder)",
+    license="CC-BY-NC-4.0 (non-commercial use only)",
+)
+
+BLIP = ModelSource(
+    name="blip",
+    repo_id="Salesforce/blip-image-captioning-large",
+    revision="353689b859fcf0523410b1806dace5fb46ecdf41",
+    components=(
+        Component("", required=("config.json", "preprocessor_config.json", "tokenizer_config.json", "vocab.txt")),
+    ),
+    description="BLIP-large image captioner (captions for candidate classes and text prompts)",
+)
+
+CLIP = ModelSource(
+    name="clip",
+    repo_id="openai/clip-vit-base-patch16",
+    revision="57c216476eefef5ab752ec549e440a49ae4ae5f3",
+    components=(
+        Component(
+            "",
+            required=("config.json", "preprocessor_config.json", "tokenizer_config.json", "vocab.json", "merges.txt"),
+        ),
+    ),
+    description="CLIP ViT-B/16 (TagCLIP multi-label classifier and caption-word matching)",
+)
+
+
+def _generated(name: str, components: tuple[Component, ...], what: str, builder: str) -> ModelSource:
+    """A tiny random-weight model of the same layout, built locally for smoke tests."""
+    return ModelSource(
+        name=name,
+        repo_id=f"faseg/{name}",
+        revision="v1",
+        components=components,
+        description=f"a tiny random-weight {what} made locally for smoke tests: "
+        "it runs anywhere in seconds, its output is meaningless",
+        builder=builder,
+    )
+
+
+TINY_RANDOM = _generated(
+    "tiny-random", DIFFUSION.components[:4], "diffusion model", "faseg_cli.models.random_diffusion:write_tiny_model"
+)
+TINY_BLIP = _generated("tiny-blip", BLIP.components, "BLIP", "faseg_cli.models.random_clip_blip:write_tiny_blip")
+TINY_CLIP = _generated("tiny-clip", CLIP.components, "CLIP", "faseg_cli.models.random_clip_blip:write_tiny_clip")
+
+MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, TINY_RANDOM, BLIP, CLIP, TINY_BLIP, TINY_CLIP)}
+
+
+def lookup(name_or_repo: str) -> ModelSource | None:
+    """The registered model called ``name_or_repo`` (alias or hub id), if any."""
+    for source in MODELS.values():
+        if name_or_repo in (source.name, source.repo_id):
+            return source
+    return None
+
+
+def suggest(name: str) -> str | None:
+    """The registered model a mistyped ``name`` most likely means, if any.
+
+    A hub id matches a registered one only up to case and ``-``/``_``/``.``; a bare
+    name may also be a near miss (``difusion``, ``tiny_random``).
+    """
+    import difflib
+
+    def key(text: str) -> str:
+        return re.sub(r"[-_.]", "-", text.casefold())
+
+    for source in MODELS.values():
+        for known in (source.name, source.repo_id):
+            if key(name) == key(known):
+                return known
+    if "/" in name:
+        return None
+    close = difflib.get_close_matches(key(name), list(MODELS), n=1, cutoff=0.75)
+    return close[0] if close else None
