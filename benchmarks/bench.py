@@ -29,6 +29,7 @@ from measure import (
     machine,
     naclip_floor,
     naclip_model,
+    peak_memory_gib,
     test_images,
     time_batch_sizes,
     time_floor,
@@ -77,7 +78,6 @@ def main(argv: list[str] | None = None) -> dict:
     settings = FasegSettings(resolution=args.resolution)
     classes = args.classes.split(",")
     report = {
-        **machine(device, dtype),
         "model": args.model or f"random {args.preset}",
         "resolution": args.resolution,
         "classes": len(classes),
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
         batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
         report["runs"], first = time_batch_sizes(model, settings, classes, batch_sizes, args.images, Path(folder))
     floors.append(time_floor(model, args.resolution, floor_images))
+    report.update(machine(device, dtype))
     report["floor_s_per_image_before_after"] = floors
     report["floor_s_per_image"] = floor = statistics.mean(floors)
     for run in report["runs"]:
@@ -121,6 +122,8 @@ def naclip_main(args: argparse.Namespace) -> dict:
     timer = StageTimer(model.device)
     segmenter = NaclipSegmenter(model, timer=timer)
     images = test_images(args.images)
+    timings = time_naclip(segmenter, timer, images, classes)
+    floor = naclip_floor(model, segmenter, images[0], 2)
     report = {
         "method": "naclip",
         **machine(device, dtype),
@@ -128,10 +131,11 @@ def naclip_main(args: argparse.Namespace) -> dict:
         "classes": len(classes),
         "images": len(images),
         "load_s": load_s,
-        **time_naclip(segmenter, timer, images, classes),
+        **timings,
+        "floor_s_per_image": floor,
+        "ratio_to_floor": timings["s_per_image"] / floor,
+        "peak_memory_gib": peak_memory_gib(model.device),
     }
-    report["floor_s_per_image"] = floor = naclip_floor(model, segmenter, images[0], 2)
-    report["ratio_to_floor"] = report["s_per_image"] / floor
     stages = " ".join(f"{k} {v * 1e3:.0f}" for k, v in report["stage_median_s_per_image"].items())
     print(
         f"naclip: {report['s_per_image']:.3f} s/image ({report['ratio_to_floor']:.2f}x the plain CLIP forwards, "

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from faseg_cli.classes.splits import prompt_source
+from faseg_cli.classes.eval_source import prompt_source
 from faseg_cli.errors import UsageError
 from faseg_cli.evaluation.datasets import get_dataset
 from faseg_cli.evaluation.metrics import ConfusionMatrix

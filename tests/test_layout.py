@@ -10,6 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "faseg_cli"
+DOTTED = re.compile(r"faseg_cli(\.\w+)+(:\w+)?")
+"""A module named in a string (lazy-import tables, builder references), which is an import too."""
 ROW = re.compile(r"^\| `(?P<part>[a-z_]+)(?:/|\.py)` \|(?P<what>[^|]+)\|(?P<imports>[^|]*)\|$", re.M)
 
 
@@ -34,7 +36,8 @@ def part_of(module: str) -> str:
 
 
 def imported(path: Path) -> list[tuple[str, list[str]]]:
-    """Every faseg module ``path`` imports, at any depth (lazy imports too), with the names taken from it."""
+    """Every faseg module ``path`` imports, at any depth (lazy imports and modules named in strings too),
+    with the names taken from it."""
     name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     package = name.rsplit(".", 1)[0] if path.name != "__init__.py" else name.removesuffix(".__init__")
     found = []
@@ -48,6 +51,9 @@ def imported(path: Path) -> list[tuple[str, list[str]]]:
             found.append((target, [alias.name for alias in node.names]))
         elif isinstance(node, ast.Import):
             found.extend((alias.name, []) for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and DOTTED.fullmatch(node.value):
+            module, _, name = node.value.partition(":")
+            found.append((module, [name] if name else []))
     return [(target, names) for target, names in found if target.split(".")[0] == "faseg_cli"]
 
 
@@ -82,6 +88,21 @@ def test_imports_follow_the_map(path):
             )
         elif own not in ("__init__", "__main__") and part != own:
             assert part in allowed[own], f"{own} imports {target}, which its row of the map does not allow"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "engine").rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_methods_share_only_engine_modules(path):
+    """FA-Seg and NACLIP never import each other; the shared modules import neither, but ``methods`` names them."""
+    methods = {"faseg", "naclip"}
+    own = path.relative_to(PACKAGE / "engine").parts
+    for target, _ in imported(path):
+        parts = target.split(".")
+        if parts[1] != "engine" or len(parts) < 3 or parts[2] not in methods:
+            continue
+        if own[0] in methods:
+            assert parts[2] == own[0], f"engine/{'/'.join(own)} imports {target}, another method"
+        else:
+            assert own == ("methods.py",), f"engine/{own[0]} is shared by the methods but imports {target}"
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -1,4 +1,4 @@
-"""Class vocabularies: the built-in dataset lists and user files.
+"""Class names: vocabularies (the built-in dataset lists, user files) and the rules of a class list.
 
 A vocabulary file has one class per line; ``name: synonym, synonym`` adds aliases
 that map other words to that class. Blank lines and ``#`` comments are ignored.

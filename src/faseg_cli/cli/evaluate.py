@@ -155,8 +155,8 @@ def _run_model(
     resume,
     batch_size,
 ):
+    from faseg_cli.classes.eval_source import ALL, GROUND_TRUTH, prompt_source
     from faseg_cli.classes.source import AUTO
-    from faseg_cli.classes.splits import ALL, GROUND_TRUTH, prompt_source
     from faseg_cli.evaluation.runner import evaluate, parse_thresholds
     from faseg_cli.evaluation.state import state_path
     from faseg_cli.files.outputs import check_writable

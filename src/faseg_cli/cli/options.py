@@ -145,7 +145,7 @@ class EngineOptions(DeviceOptions):
 
 def _check_method(options: EngineOptions) -> None:
     """Usage error for an unknown method or an option of the other method."""
-    from faseg_cli.engine.naclip.segmenter import METHODS
+    from faseg_cli.engine.methods import METHODS
 
     if options.method not in METHODS:
         raise UsageError(f"--method {options.method}: expected one of {', '.join(METHODS)}")

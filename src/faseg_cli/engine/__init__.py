@@ -2,5 +2,6 @@
 
 ``base`` holds what every method shares (the ``Segmentation`` result, ``SegmenterBase``),
 ``scores`` the score maths they share, ``clip`` the CLIP ViT-B/16 that NACLIP and TagCLIP
-run, ``timing`` optional per-stage timing. ``faseg/`` is FA-Seg, ``naclip/`` is NACLIP.
+run, ``timing`` optional per-stage timing, ``methods`` the methods by name. ``faseg/`` is
+FA-Seg, ``naclip/`` is NACLIP; neither imports the other, and only ``methods`` names them.
 """

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from faseg_cli import __version__
-from faseg_cli.classes.splits import PromptSource
+from faseg_cli.classes.eval_source import PromptSource
 from faseg_cli.errors import InputError, UsageError
 from faseg_cli.evaluation.datasets import Dataset, Sample
 from faseg_cli.evaluation.metrics import ConfusionMatrix

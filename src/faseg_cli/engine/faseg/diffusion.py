@@ -2,7 +2,7 @@
 
 The Hub repository names a custom pipeline class that diffusers does not ship, so the
 UNet, VAE, text encoder and tokenizer are loaded separately. Only the VAE encoder is
-kept: the decoder is never read (see checkpoint.py).
+kept: the decoder is never read (see ``models/checkpoint.py``).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class Segmenter(SegmenterBase):
         instead, with the same ``segment_batch`` and ``Segmentation`` results.
         """
         if method != cls.method:
-            from faseg_cli.engine.naclip.segmenter import load_method
+            from faseg_cli.engine.methods import load_method
 
             return load_method(method, model, device=device, dtype=dtype, settings=settings)
         from faseg_cli.models.registry import DIFFUSION

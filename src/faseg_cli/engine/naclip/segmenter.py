@@ -1,4 +1,4 @@
-"""The NACLIP backend: FA-Seg's ``segment_batch`` contract and ``Segmentation`` results, NACLIP's pipeline.
+"""The NACLIP backend: NACLIP's pipeline behind the shared ``segment_batch`` contract and ``Segmentation`` results.
 
 Per image (``naclip.py:110-160``): resize (short side 336), normalise, dense logits of the
 sliding windows (or of the whole image), bilinear to the image's size, PAMR guided by the
@@ -30,14 +30,10 @@ from faseg_cli.engine.naclip.maths import (
 from faseg_cli.engine.naclip.model import WINDOW_BATCH, NaclipModel
 from faseg_cli.engine.naclip.settings import NaclipSettings
 from faseg_cli.engine.scores import labels_from_scores
-from faseg_cli.errors import UsageError
 from faseg_cli.files.images import load_image, to_rgb
 from faseg_cli.vocabularies import name_key, validate_classes
 
 log = logging.getLogger("faseg")
-
-METHODS = ("fa-seg", "naclip")
-"""The segmentation methods, FA-Seg (the default) first."""
 
 
 class NaclipSegmenter(SegmenterBase):
@@ -131,12 +127,3 @@ class NaclipSegmenter(SegmenterBase):
             ]
         )
         return merge_windows(boxes, list(logits), height, width)
-
-
-def load_method(
-    method: str, model: str | None, *, device: str, dtype: str, settings: NaclipSettings | None
-) -> NaclipSegmenter:
-    """The segmenter of a method other than FA-Seg (``Segmenter.load(method=...)`` dispatches here)."""
-    if method != NaclipSegmenter.method:
-        raise UsageError(f"--method {method}: expected one of {', '.join(METHODS)}")
-    return NaclipSegmenter.load(model or "clip", device=device, dtype=dtype, settings=settings)
