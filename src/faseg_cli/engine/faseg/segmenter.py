@@ -7,7 +7,6 @@ loads the NACLIP backend instead.
 
 from __future__ import annotations
 
-import logging
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from faseg_cli.engine.scores import labels_from_scores, minmax
 from faseg_cli.errors import WeightsError
 from faseg_cli.files.images import load_image, model_input, resize_labels, to_rgb
 from faseg_cli.vocabularies import validate_classes
-
-log = logging.getLogger("faseg")
 
 
 class Segmenter(SegmenterBase):

@@ -8,7 +8,6 @@ probability is below the threshold. Scores and labels are at the image's own siz
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +31,6 @@ from faseg_cli.engine.naclip.settings import NaclipSettings
 from faseg_cli.engine.scores import labels_from_scores
 from faseg_cli.files.images import load_image, to_rgb
 from faseg_cli.vocabularies import name_key, validate_classes
-
-log = logging.getLogger("faseg")
 
 
 class NaclipSegmenter(SegmenterBase):
