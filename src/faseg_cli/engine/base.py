@@ -1,8 +1,9 @@
 """What every method shares: the ``Segmentation`` result and ``SegmenterBase``.
 
 Each method (``faseg.segmenter.Segmenter``, ``naclip.segmenter.NaclipSegmenter``)
-implements ``segment_batch``; the base adds ``segment`` for one image and the
-device choice, so every command drives either method the same way.
+implements ``_segment``; the base's ``segment_batch`` loads the images and checks the class
+lists around it, ``segment`` does one image, and the device choice is shared, so every
+command drives either method the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import torch
 from PIL import Image
 
 from faseg_cli.engine.scores import labels_from_scores
+from faseg_cli.files.images import load_image, to_rgb
+from faseg_cli.vocabularies import validate_classes
 
 log = logging.getLogger("faseg")
 
@@ -64,7 +67,8 @@ class Segmentation:
 
 
 class SegmenterBase:
-    """What every method's segmenter shares: ``segment`` on top of its ``segment_batch``, and the device choice."""
+    """What every method's segmenter shares: ``segment_batch`` (loading and checks) around its ``_segment``,
+    ``segment`` for one image, and the device choice."""
 
     settings_class: type
     """The method's settings; its defaults are used when none are given."""
@@ -75,6 +79,27 @@ class SegmenterBase:
         self.model = model
         self.settings = settings or self.settings_class()
         self._stage = timer or (lambda stage: nullcontext())
+
+    def segment_batch(
+        self,
+        images: list[Image.Image | str | Path],
+        classes: list[list[str]],
+        captions: list[str | None] | None = None,
+        keep_maps: bool = False,
+    ) -> list[Segmentation]:
+        """Segment several images; each has its own class list (and, for FA-Seg, its own caption).
+
+        PIL images are used as given (converted to RGB); paths are read with their EXIF
+        orientation applied. Every class list is checked before the model runs; an empty one
+        gives an all-background mask without running it. ``keep_maps`` keeps FA-Seg's
+        attention maps; NACLIP has no captions and no maps to keep.
+        """
+        pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
+        return self._segment(pictures, [validate_classes(c) for c in classes], captions, keep_maps)
+
+    def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
+        """The method's own run on loaded RGB pictures and checked class lists."""
+        raise NotImplementedError
 
     def segment(
         self, image: Image.Image | str | Path, classes: list[str], caption: str | None = None, keep_maps: bool = False

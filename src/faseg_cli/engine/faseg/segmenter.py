@@ -8,11 +8,9 @@ loads the NACLIP backend instead.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase
 from faseg_cli.engine.faseg.diffusion import DiffusionModel
@@ -22,8 +20,7 @@ from faseg_cli.engine.faseg.schedule import ddim_step, euler_step
 from faseg_cli.engine.faseg.settings import FasegSettings
 from faseg_cli.engine.scores import labels_from_scores, minmax
 from faseg_cli.errors import WeightsError
-from faseg_cli.files.images import load_image, model_input, resize_labels, to_rgb
-from faseg_cli.vocabularies import validate_classes
+from faseg_cli.files.images import model_input, resize_labels
 
 
 class Segmenter(SegmenterBase):
@@ -60,21 +57,8 @@ class Segmenter(SegmenterBase):
         cls.announce(model, torch_device, torch_dtype)
         return cls(DiffusionModel.load(path, torch_device, torch_dtype), settings)
 
-    def segment_batch(
-        self,
-        images: list[Image.Image | str | Path],
-        classes: list[list[str]],
-        captions: list[str | None] | None = None,
-        keep_maps: bool = False,
-    ) -> list[Segmentation]:
-        """Segment several images; each has its own class list and caption.
-
-        PIL images are used as given (converted to RGB); paths are read with their EXIF
-        orientation applied. An empty class list gives an all-background mask without
-        running the model.
-        """
-        pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
-        classes = [validate_classes(c) for c in classes]
+    def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
+        """The dual prompt per image; images without classes get an all-background mask without the model."""
         captions = list(captions) if captions is not None else [None] * len(pictures)
         prompts = [text_prompt(c, cap) for c, cap in zip(classes, captions)]
         results: list[Segmentation | None] = [None] * len(pictures)

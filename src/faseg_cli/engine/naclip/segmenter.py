@@ -8,8 +8,6 @@ probability is below the threshold. Scores and labels are at the image's own siz
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,8 +27,7 @@ from faseg_cli.engine.naclip.maths import (
 from faseg_cli.engine.naclip.model import WINDOW_BATCH, NaclipModel
 from faseg_cli.engine.naclip.settings import NaclipSettings
 from faseg_cli.engine.scores import labels_from_scores
-from faseg_cli.files.images import load_image, to_rgb
-from faseg_cli.vocabularies import name_key, validate_classes
+from faseg_cli.vocabularies import name_key
 
 
 class NaclipSegmenter(SegmenterBase):
@@ -49,19 +46,9 @@ class NaclipSegmenter(SegmenterBase):
         cls.announce(f"{model} (NACLIP)", torch_device, torch_dtype)
         return cls(clip, settings)
 
-    def segment_batch(
-        self,
-        images: list[Image.Image | str | Path],
-        classes: list[list[str]],
-        captions: list[str | None] | None = None,
-        keep_maps: bool = False,
-    ) -> list[Segmentation]:
-        """Segment each image into its own class list; NACLIP has no captions and no attention maps to keep.
-
-        An empty class list gives an all-background mask without running the model.
-        """
-        pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
-        return [self._run(picture, validate_classes(names)) for picture, names in zip(pictures, classes)]
+    def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
+        """Each image on its own; captions and ``keep_maps`` do not apply to NACLIP."""
+        return [self._run(picture, names) for picture, names in zip(pictures, classes)]
 
     @torch.inference_mode()
     def _run(self, picture: Image.Image, names: list[str]) -> Segmentation:
