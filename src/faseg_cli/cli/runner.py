@@ -155,19 +155,18 @@ def run_image_command(
     if made_with is not None:
         plans = [replace(plan, request=made_with(item)) for item, plan in zip(found.items, plans)]
     mine = workers.shard(list(zip(found.items, plans)))
-    check = ResumeCheck()
-    todo, done = [], []
-    for item, plan in mine:
-        kept = batch.skip_existing and check.keep({path: plan.request for path in plan.files.values()})
-        (done if kept else todo).append((item, plan))
-    tally.skipped = len(done)
-    if workers.primary and (message := check.message("outputs")):
-        note(message)
     if not found.items and not found.errors:
         raise UsageError("no images to process")
     with workers.connected(torch.device("cpu"), timeout=RUN_TIMEOUT), shared_stdout(workers.whole_lines):
-        for entry in done if replay is not None else ():
-            replay(entry, {path: check.records[path] for path in entry[1].files.values()})
+        check, todo = ResumeCheck(), []
+        for item, plan in mine:
+            if not (batch.skip_existing and check.keep({path: plan.request for path in plan.files.values()})):
+                todo.append((item, plan))
+            elif replay is not None:
+                replay((item, plan), check.kept)
+        tally.skipped = len(mine) - len(todo)
+        if workers.primary and (message := check.message("outputs")):
+            note(message)
         if todo:
             if kinds:
                 check_writable(batch.output_dir)

@@ -33,7 +33,7 @@ from faseg_cli.evaluation.scoring import score_predictions
 from faseg_cli.evaluation.sharding import Workers
 from faseg_cli.evaluation.state import DamagedState, EvalState
 from faseg_cli.files.images import load_image, resize_labels
-from faseg_cli.files.outputs import mask_image, write_png
+from faseg_cli.files.outputs import mask_image, together, write_png
 from faseg_cli.files.provenance import ResumeCheck, record, request
 
 MAX_THRESHOLDS = 101
@@ -385,13 +385,14 @@ class _MaskRecords:
         return {path: request(s, model, dataset=dataset, **prompt) for path, s in zip(self.paths(sample), settings)}
 
     def save(self, sample: Sample, result, predictions: list[np.ndarray]) -> None:
-        """Write the sample's masks in the dataset's label values, each with its record."""
+        """Write the sample's masks in the dataset's label values, each with its record, all or none."""
         found = {"classes": result.classes, "prompt": result.prompt}
         sources = {"class_source": self.prompts.classes_name, "caption_source": self.prompts.captions_name}
-        for (path, made_with), prediction in zip(self.requests(sample).items(), predictions):
-            stored = self.dataset.metric_to_stored(prediction)
-            image = mask_image(stored) if self.dataset.spec.palette else Image.fromarray(stored)
-            write_png(path, image, record(made_with, **found, **sources))
+        with together():
+            for (path, made_with), prediction in zip(self.requests(sample).items(), predictions):
+                stored = self.dataset.metric_to_stored(prediction)
+                image = mask_image(stored) if self.dataset.spec.palette else Image.fromarray(stored)
+                write_png(path, image, record(made_with, **found, **sources))
 
 
 def _scores(matrix: ConfusionMatrix, class_names: tuple[str, ...]) -> dict[str, Any]:

@@ -156,8 +156,8 @@ class ResumeCheck:
     missing: int = 0
     """Inputs with some output missing."""
     reasons: Counter = field(default_factory=Counter)
-    records: dict[Path, dict] = field(default_factory=dict)
-    """The whole record (with ``result``) of every output kept."""
+    kept: dict[Path, dict] = field(default_factory=dict)
+    """The whole records (with ``result``) of the outputs the last ``keep`` kept, by path."""
 
     def keep(self, expected: Mapping[Path, dict | None]) -> bool:
         """True when every output exists, decodes completely and has the expected request (None: unknown,
@@ -185,7 +185,7 @@ class ResumeCheck:
             self.stale += 1
             self.reasons.update(diff)
             return False
-        self.records.update(found)
+        self.kept = found
         return True
 
     def message(self, what: str, count_missing: bool = False) -> str | None:
