@@ -1,5 +1,7 @@
-"""Choose the compute device and precision: CUDA with fp16 when present, else MPS, else CPU fp32; give freed
-CPU memory back between stages."""
+"""Choose the compute device and precision (CUDA with fp16 when present, else MPS, else CPU fp32).
+
+Also gives freed CPU memory back to the system between the engine's stages.
+"""
 
 from __future__ import annotations
 
