@@ -112,7 +112,12 @@ def test_same_mask_and_overlay_as_the_cli(client, tiny_model_dir, tmp_path):
         (b"hello, not an image", {"classes": "dog"}, 400, "not an image"),
         (b"", {"classes": "dog"}, 400, "empty file"),
         (imagefiles.bomb_png(), {"classes": "dog"}, 413, "image too large (900 MP; the limit is 179 MP, Pillow's"),
-        (imagefiles.bomb_png(8000, 6000), {"classes": "dog"}, 413, "image too large (8000x6000, 48 MP; the limit is 40"),
+        (
+            imagefiles.bomb_png(8000, 6000),
+            {"classes": "dog"},
+            413,
+            "image too large (8000x6000, 48 MP; the limit is 40",
+        ),
         (bytes(300_000), {"classes": "dog"}, 413, "upload too large"),
         (png(), {}, 400, "no classes given"),
         (png(), {"classes": " , "}, 400, "empty class name"),
