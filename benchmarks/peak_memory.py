@@ -1,9 +1,10 @@
 """Peak resident memory of `faseg segment` and `faseg serve` on one large image (default 40 MP).
 
-Each case runs in its own process with the tiny random-weight model (FA-Seg,
-``tiny-random``): the command's peak is its ``ru_maxrss``; the server's peak is its
-``VmHWM`` after one request, and ``VmRSS`` then tells what it kept. The image is a
-smooth gradient (a small PNG whose pixels still all have to be decoded). A baseline
+Each case runs in its own process with a tiny random-weight model (FA-Seg's
+``tiny-random``, or NACLIP's ``tiny-clip`` with ``--method naclip``): the command's peak
+is its ``ru_maxrss``; the server's peak is its ``VmHWM`` after one request, and
+``VmRSS`` then tells what it kept. The image is a smooth gradient (a small PNG whose
+pixels still all have to be decoded). A baseline
 (the same on a 0.3 MP image) gives what the model and the libraries take anyway.
 
     flock /tmp/faseg-heavy.lock python benchmarks/peak_memory.py --output /tmp/peak.json
@@ -33,10 +34,13 @@ def gradient(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def command_peak(image: Path, overlay: bool, out: Path) -> float:
+MODELS = {"fa-seg": "tiny-random", "naclip": "tiny-clip"}
+
+
+def command_peak(method: str, image: Path, overlay: bool, out: Path) -> float:
     """Peak RSS (MiB) of one `faseg segment` process."""
-    command = [sys.executable, "-m", "faseg_cli", "segment", str(image), "-c", "cat, dog", "--model", "tiny-random"]
-    command += ["-o", str(out)] + ["--overlay"] * overlay
+    command = [sys.executable, "-m", "faseg_cli", "segment", str(image), "-c", "cat, dog"]
+    command += ["--method", method, "--model", MODELS[method], "-o", str(out)] + ["--overlay"] * overlay
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -52,14 +56,15 @@ def status_mib(pid: int, field: str) -> float:
     raise RuntimeError(f"no {field}")
 
 
-def server_peak(image: Path, overlay: bool) -> dict:
+def server_peak(method: str, image: Path, overlay: bool) -> dict:
     """Peak and after-request RSS (MiB) of `faseg serve` answering one request for ``image``."""
     import httpx
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "faseg_cli", "serve", "--model", "tiny-random", "--port", str(port)]
+    command = [sys.executable, "-m", "faseg_cli", "serve", "--method", method, "--model", MODELS[method]]
+    command += ["--port", str(port)]
     server = subprocess.Popen([*command, "--max-upload-mb", "500"], stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -89,6 +94,7 @@ def server_peak(image: Path, overlay: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megapixels", type=float, default=39.9)
+    parser.add_argument("--method", choices=sorted(MODELS), default="fa-seg")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -96,12 +102,14 @@ def main() -> None:
         width = round((args.megapixels * 1e6 * 3 / 2) ** 0.5)
         big = gradient(Path(folder) / "big.png", width, round(args.megapixels * 1e6 / width))
         small = gradient(Path(folder) / "small.png", 640, 480)
-        report = {"megapixels": round(Image.open(big).width * Image.open(big).height / 1e6, 2), "load": os.getloadavg()}
+        with Image.open(big) as opened:
+            pixels = opened.width * opened.height
+        report = {"method": args.method, "megapixels": round(pixels / 1e6, 2), "load": os.getloadavg()}
         for name, image in (("0.3 MP", small), ("large", big)):
             for overlay in (False, True):
                 key = f"{name}{' + overlay' if overlay else ''}"
-                report[f"segment {key}"] = round(command_peak(image, overlay, Path(folder) / "out"))
-                report[f"serve {key}"] = server_peak(image, overlay)
+                report[f"segment {key}"] = round(command_peak(args.method, image, overlay, Path(folder) / "out"))
+                report[f"serve {key}"] = server_peak(args.method, image, overlay)
                 print(key, report[f"segment {key}"], report[f"serve {key}"], file=sys.stderr, flush=True)
     print(json.dumps(report, indent=2))
     if args.output:
