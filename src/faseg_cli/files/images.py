@@ -98,7 +98,8 @@ def _decode(source, name, max_pixels: int | None) -> Image.Image:
             with Image.open(source) as img:
                 _check_size(name, img, max_pixels)
                 img.load()
-                return to_rgb(ImageOps.exif_transpose(img))
+                ImageOps.exif_transpose(img, in_place=True)
+                return to_rgb(img)
     except InputError:
         raise
     except FileNotFoundError:
