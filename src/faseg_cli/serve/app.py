@@ -91,6 +91,7 @@ def create_app(service, limits: Limits | None = None, **overrides):
     async def segment(request):
         arrived = asyncio.get_running_loop().time()
         try:
+            batcher.admit()
             fields = await read_form(request, limits.max_upload_bytes, limits.read_timeout)
             job = await run_in_threadpool(parse_request, fields, service, limits.max_pixels)
             outcome = await answer_of(request, job, arrived)

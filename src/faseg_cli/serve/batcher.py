@@ -90,15 +90,20 @@ class Batcher:
         if self._loop is not loop:
             self._loop, self._waiting, self._arrived = loop, deque(), asyncio.Event()
             self._worker = loop.create_task(self._work())
+        self.admit()
+        future = loop.create_future()
+        self._waiting.append((item, future))
+        self._arrived.set()
+        return future
+
+    def admit(self) -> None:
+        """Raise ``Refused`` after ``refuse``, ``Busy`` while the queue is full (checked again by ``future``;
+        a server checks it first, before reading and decoding an upload that would be refused)."""
         if self.refusing:
             raise Refused("the server is shutting down")
         if self.max_queue is not None and self.queued >= self.max_queue:
             self.stats.busy += 1
             raise Busy(self.retry_after())
-        future = loop.create_future()
-        self._waiting.append((item, future))
-        self._arrived.set()
-        return future
 
     async def submit(self, item):
         """The outcome of ``item``; an exception raised for it by ``compute`` is raised here."""
