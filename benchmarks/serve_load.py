@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4, help="Requests per client and level, at most.")
     parser.add_argument("--seconds", type=float, default=120, help="Time per level, at most.")
     parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--max-queue", type=int, default=16, help="The server's --max-queue.")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     import httpx
@@ -100,7 +101,7 @@ def main() -> None:
         port = sock.getsockname()[1]
     base = f"http://{LOOPBACK}:{port}"
     command = [sys.executable, "-m", "faseg_cli", "serve", "--model", "tiny-random", "--host", LOOPBACK]
-    command += ["--port", str(port), "--resolution", str(args.resolution)]
+    command += ["--port", str(port), "--resolution", str(args.resolution), "--max-queue", str(args.max_queue)]
     server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     report = {"load_average": os.getloadavg(), "resolution": args.resolution, "levels": []}
     try:

@@ -211,3 +211,17 @@ def test_a_second_signal_exits_at_once(shared_cache):
             os.kill(server.pid, signal.SIGKILL)
     assert server.returncode == 130 and "Traceback" not in stderr
     assert "error: stopped at once by a second SIGINT" in stderr
+
+
+def test_load_script_runs_and_shows_the_queue_limit(shared_cache, tmp_path):
+    report = tmp_path / "load.json"
+    script = ROOT / "benchmarks" / "serve_load.py"
+    options = ["--clients", "1", "6", "--requests", "2", "--max-queue", "1", "--resolution", "64"]
+    done = subprocess.run(
+        [sys.executable, str(script), *options, "--output", str(report)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    levels = json.loads(report.read_text())["levels"]
+    assert [level["clients"] for level in levels] == [1, 6]
+    assert levels[0]["statuses"] == {"200": 2} and levels[0]["p50_s"] > 0 and levels[0]["server_mib"]["VmRSS"] > 0
+    assert levels[1]["statuses"].get("503", 0) > 0 and levels[1]["retry_after_s"] and levels[1]["statuses"]["200"] > 0
