@@ -116,8 +116,6 @@ def create_app(service, limits: Limits | None = None, **overrides):
             if status >= 500:
                 log.error("POST /segment: %s", message)
             return failure(status, message)
-        finally:
-            release_memory()
 
     async def answer_of(request, job, arrived: float):
         """The job's outcome from the batcher; dropped from the queue when the client leaves
@@ -194,6 +192,8 @@ class Guarded:
             else:
                 await self.app(scope, receive, sending)
         finally:
+            if scope["method"] == "POST":
+                release_memory()  # here, once the request's own objects (upload, image, result) are gone
             level = logging.DEBUG if status in (0, 499) else logging.INFO
             log.log(
                 level, "%s %s %s %.2f s", scope["method"], scope["path"], status or "-", time.perf_counter() - began
