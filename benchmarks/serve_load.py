@@ -120,6 +120,7 @@ def main() -> None:
             report["levels"].append(found)
             print(json.dumps(found), file=sys.stderr, flush=True)
         report["load_average_after"] = os.getloadavg()
+        report["server"] = httpx.get(f"{base}/health", timeout=10).json()
     finally:
         server.terminate()
         server.wait(60)
