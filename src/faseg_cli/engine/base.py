@@ -62,8 +62,14 @@ class Segmentation:
 
     def fractions(self) -> dict[str, float]:
         """Share of the image's pixels per label, background first."""
-        counts = np.bincount(self.labels.ravel(), minlength=len(self.classes) + 1) / self.labels.size
-        return {name: float(c) for name, c in zip(["background", *self.classes], counts)}
+        return label_fractions(self.labels, self.classes)
+
+
+def label_fractions(labels: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Share of a label map's pixels per label (0 background, k the k-th class), background first; they sum
+    to 1 (no class is named ``background``: ``vocabularies.RESERVED``)."""
+    counts = np.bincount(labels.ravel(), minlength=len(classes) + 1) / labels.size
+    return {name: float(c) for name, c in zip(["background", *classes], counts)}
 
 
 class SegmenterBase:
