@@ -100,8 +100,14 @@ class SegmenterBase:
         gives an all-background mask without running it. ``keep_maps`` keeps FA-Seg's
         attention maps; NACLIP has no captions and no maps to keep.
         """
+        checked = [self.check_classes(c) for c in classes]
         pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
-        return self._segment(pictures, [validate_classes(c) for c in classes], captions, keep_maps)
+        return self._segment(pictures, checked, captions, keep_maps)
+
+    def check_classes(self, classes: list[str]) -> list[str]:
+        """The class list, checked as this method needs it (``UsageError`` otherwise), without running
+        the model: ``faseg serve`` checks each request with it before the request joins a batch."""
+        return validate_classes(classes)
 
     def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
         """The method's own run on loaded RGB pictures and checked class lists."""

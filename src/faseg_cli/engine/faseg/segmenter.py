@@ -58,6 +58,12 @@ class Segmenter(SegmenterBase):
         cls.announce(model, torch_device, torch_dtype)
         return cls(DiffusionModel.load(path, torch_device, torch_dtype), settings)
 
+    def check_classes(self, classes: list[str]) -> list[str]:
+        """Checked names that also fit the text encoder's prompt (no name longer than it)."""
+        checked = super().check_classes(classes)
+        build_class_prompts(self.model.tokenizer, checked)
+        return checked
+
     def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
         """The dual prompt per image; images without classes get an all-background mask without the model."""
         captions = list(captions) if captions is not None else [None] * len(pictures)
