@@ -98,3 +98,11 @@ def test_cli_empty_prompt_is_a_usage_error(tmp_path, monkeypatch, photo):
     photo.save("a.png")
     result = runner.invoke(app, ["segment", "a.png", "--classes", "dog|,cat"])
     assert result.exit_code == 2 and "empty class name in 'dog|'" in result.stderr
+
+
+def test_a_class_found_by_its_alias_keeps_its_prompts():
+    from faseg_cli.candidates.synonyms import ClassLookup
+
+    lookup = ClassLookup(parse_vocabulary("mine", "person: man, woman\ncat\n"))
+    assert lookup("woman") == "person" and lookup("woman").prompts == ("person", "man", "woman")
+    assert lookup("person").prompts == ("person", "man", "woman")
