@@ -186,31 +186,21 @@ def pamr_affinity(guide: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tens
     return logits.softmax(1)
 
 
-PAMR_BAND = 16
-"""Rows PAMR updates at a time: a band of every query's output stays in cache while its 16 neighbours are added."""
-
-
 def pamr(guide: torch.Tensor, logits: torch.Tensor, steps: int, dilations: tuple[int, ...]) -> torch.Tensor:
     """PAMR (``pamr.py``): ``steps`` times, each pixel's logits become the affinity-weighted mean of its ring
     neighbours' (the centre excluded). ``guide`` is ``(B, 3, H, W)``, ``logits`` ``(B, Q, H, W)``.
 
-    Neighbours are added one at a time, in the published order, to bands of ``PAMR_BAND`` rows instead of
-    stacked: memory stays two copies of ``logits`` and each band's sum stays in cache (the same numbers).
+    Neighbours are summed one at a time instead of stacked: memory stays a few copies of ``logits``.
     """
     if steps == 0:
         return logits
-    affinity = pamr_affinity(guide, dilations)
-    reach = max(dilations)
-    offsets = [(reach + d * dy, reach + d * dx) for d in dilations for dy, dx in RING]
-    height, width = logits.shape[-2:]
+    affinity = pamr_affinity(guide, dilations).unsqueeze(2)
     for _ in range(steps):
-        padded = F.pad(logits, [reach] * 4, mode="replicate")
-        logits = torch.zeros_like(logits)
-        for top in range(0, height, PAMR_BAND):
-            bottom = min(top + PAMR_BAND, height)
-            band = logits[..., top:bottom, :]
-            for k, (y, x) in enumerate(offsets):
-                band.addcmul_(affinity[:, k : k + 1, top:bottom], padded[..., y + top : y + bottom, x : x + width])
+        shifted = (n for d in dilations for n in _shifted(logits, d))
+        out = torch.zeros_like(logits)
+        for weight, neighbour in zip(affinity.unbind(1), shifted):
+            out.addcmul_(weight, neighbour)
+        logits = out
     return logits
 
 
