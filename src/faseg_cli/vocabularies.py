@@ -110,7 +110,12 @@ def load_vocabulary(name_or_path: str) -> Vocabulary:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--vocab {name_or_path}: cannot read: {exc}") from None
-    return parse_vocabulary(path.stem, text)
+    vocabulary = parse_vocabulary(path.stem, text)
+    try:
+        check_reserved(vocabulary.classes)
+    except UsageError as exc:
+        raise UsageError(f"--vocab {name_or_path}: {exc}") from None
+    return vocabulary
 
 
 NAME_FILES = "naclip"
@@ -130,6 +135,19 @@ def read_name_file(filename: str) -> list[tuple[str, ...]]:
 
 MAX_CLASSES = 255
 """Label maps are 8-bit palette images: 0 is background, 1..255 the classes."""
+
+RESERVED = ("background",)
+"""Names of labels every output already has (label 0, its colour, its share of the pixels): never a class."""
+
+
+def check_reserved(names) -> None:
+    """Refuse a class named like a reserved label (compared as ``name_key`` does): a usage error."""
+    for name in names:
+        if name_key(name) in RESERVED:
+            raise UsageError(
+                f"class name {name!r} is reserved: label 0 of every mask is the background (pixels no class "
+                "reaches the threshold); leave it out of the class list"
+            )
 
 
 def parse_class(entry) -> ClassName:
@@ -157,8 +175,8 @@ def parse_class(entry) -> ClassName:
 
 
 def validate_classes(names) -> list[ClassName]:
-    """Checked classes (see ``parse_class``); empty, duplicate (case-insensitive, as CLIP lower-cases) or too
-    many names are usage errors. ``TypeError`` unless ``names`` is a list, tuple or other sequence of entries
+    """Checked classes (see ``parse_class``); empty, duplicate (case-insensitive, as CLIP lower-cases),
+    reserved (``RESERVED``) or too many names are usage errors. ``TypeError`` unless ``names`` is a list, tuple or other sequence of entries
     (a single string, e.g. ``"cat,dog"``, is refused: it is not a list of classes)."""
     if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
         raise TypeError(
@@ -172,4 +190,5 @@ def validate_classes(names) -> list[ClassName]:
         seen[name_key(name)] = name
     if len(classes) > MAX_CLASSES:
         raise UsageError(f"{len(classes)} classes given; at most {MAX_CLASSES} fit in a label map")
+    check_reserved(classes)
     return classes
