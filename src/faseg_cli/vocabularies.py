@@ -176,8 +176,8 @@ def parse_class(entry) -> ClassName:
 
 def validate_classes(names) -> list[ClassName]:
     """Checked classes (see ``parse_class``); empty, duplicate (case-insensitive, as CLIP lower-cases),
-    reserved (``RESERVED``) or too many names are usage errors. ``TypeError`` unless ``names`` is a list, tuple or other sequence of entries
-    (a single string, e.g. ``"cat,dog"``, is refused: it is not a list of classes)."""
+    reserved (``RESERVED``) or too many names are usage errors. ``TypeError`` unless ``names`` is a list,
+    tuple or other sequence of entries (a single string, e.g. ``"cat,dog"``, is not a list of classes)."""
     if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
         raise TypeError(
             f"the class list must be a list of classes, e.g. ['cat', 'dog'], not {type(names).__name__} {names!r}"
