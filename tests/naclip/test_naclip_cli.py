@@ -1,6 +1,7 @@
 """``--method naclip`` on the commands, end to end on the tiny random CLIP."""
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,9 @@ from typer.testing import CliRunner
 
 from faseg_cli.cli import app
 from faseg_cli.engine.faseg.segmenter import Segmenter
+from faseg_cli.engine.naclip.model import NaclipModel
+from faseg_cli.engine.naclip.settings import NaclipSettings
+from faseg_cli.evaluation.datasets import get_dataset
 from tests.dataset_builders import build
 
 runner = CliRunner()
@@ -55,7 +59,35 @@ def test_eval_uses_the_dataset_config_and_resumes(tiny_clip_dir, tmp_path):
     assert data["model"]["name"] == str(tiny_clip_dir)
     assert data["settings"]["window"] == 0 and data["settings"]["pamr_steps"] == 10
     assert data["class_source"] == "all"  # NACLIP's published protocol: every class of the dataset on every image
-    assert result.stdout.startswith(f"voc mIoU {data['miou']:.2f} (classes all, threshold 0.1, 3 images)")
+    assert data["name_file"] == "cls_voc21.txt"
+    assert result.stdout.startswith(
+        f"voc mIoU {data['miou']:.2f} (classes all, names cls_voc21.txt, threshold 0.1, 3 images)"
+    )
+
+
+def test_eval_asks_the_published_queries_and_maps_them_by_line(tiny_clip_dir, tmp_path, monkeypatch):
+    built = build("voc", tmp_path / "data")
+    asked = []
+    original = NaclipModel.query_features
+    monkeypatch.setattr(NaclipModel, "query_features", lambda self, names: asked.append(names) or original(self, names))
+    args = ["eval", "voc", "data", "--method", "naclip", "-m", str(tiny_clip_dir), "--json", "--save-masks", "masks"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["name_file"] == "cls_voc21.txt"
+    lines = (resources.files("faseg_cli") / "data" / "naclip" / "cls_voc21.txt").read_text("utf-8").split("\n")
+    assert asked[0] == [query for line in lines for query in line.split(", ")]  # background line first, in order
+    assert asked[0].count("person") == 1 and "person in jacket" in asked[0] and "ship" in asked[0]
+    assert "boat" not in asked[0] and "tv monitor" in asked[0] and "television monitor" in asked[0]
+
+    dataset = get_dataset("voc").open("data")
+    classes = list(get_dataset("voc").published_queries().classes)
+    assert (classes[3], classes[3].prompts, classes[14].prompts[-1]) == ("boat", ("ship",), "person in jacket")
+    segmenter = Segmenter.load(str(tiny_clip_dir), method="naclip", settings=NaclipSettings.for_dataset("voc"))
+    for sample in dataset.samples():
+        labels = segmenter.segment(sample.image_path, classes).labels
+        expected = dataset.metric_to_stored(dataset.prediction_to_metric(labels, classes))
+        assert np.array_equal(np.asarray(Image.open(f"masks/{sample.id}.png")), expected)
+    assert len(dataset) == len(built.ids)
 
 
 def test_eval_without_background_is_argmax(tiny_clip_dir, tmp_path):

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from faseg_cli.engine.naclip.maths import (
     class_probabilities,
@@ -14,7 +13,6 @@ from faseg_cli.engine.naclip.maths import (
     neighbourhood_attention,
     pamr,
     rescaled_size,
-    resize_bilinear,
     split_background,
     window_boxes,
 )
@@ -25,15 +23,6 @@ def test_rescaled_size_follows_mmcv_imrescale():
     assert rescaled_size(500, 375, 336, 2048) == (448, 336)
     assert rescaled_size(64, 48, 336, 2048) == (448, 336)  # small images are enlarged
     assert rescaled_size(10000, 100, 336, 2048) == (2048, 20)  # the long side caps the scale
-
-
-def test_resize_bilinear_is_unantialiased_and_rounded():
-    pixels = torch.arange(4 * 6 * 3, dtype=torch.uint8).view(4, 6, 3)
-    assert resize_bilinear(pixels, (6, 4)) is pixels
-    out = resize_bilinear(pixels, (3, 2))
-    expected = F.interpolate(pixels.permute(2, 0, 1)[None].float(), size=(2, 3), mode="bilinear", antialias=False)
-    assert out.dtype == torch.uint8 and out.shape == (2, 3, 3)
-    assert torch.equal(out, expected[0].permute(1, 2, 0).round().to(torch.uint8))
 
 
 def test_gaussian_bias_is_the_offset_gaussian_with_a_free_class_token():

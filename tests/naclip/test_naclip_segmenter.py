@@ -10,6 +10,8 @@ from faseg_cli.engine.naclip.model import NaclipModel
 from faseg_cli.engine.naclip.segmenter import NaclipSegmenter
 from faseg_cli.engine.naclip.settings import STUFF, NaclipSettings
 from faseg_cli.engine.scores import labels_from_scores
+from faseg_cli.evaluation.datasets import dataset_names, get_dataset
+from faseg_cli.vocabularies import validate_classes
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +68,29 @@ def test_dataset_configs_follow_the_published_ones():
     assert (voc20.window, voc20.threshold, voc20.background) == (0, 0.0, ())
     assert NaclipSettings.for_dataset("cityscapes").short_side == 560
     assert NaclipSettings.for_dataset("ade").background == ()
+    for name in dataset_names():  # the published name files' background line is the config's
+        published, settings = get_dataset(name).published_queries(), NaclipSettings.for_dataset(name)
+        assert published.background == settings.background and settings.background_ties
+
+
+def test_every_prompt_is_a_query_and_a_class_scores_its_best(clip_model, photo):
+    segmenter = NaclipSegmenter(clip_model, NaclipSettings(background=(), threshold=0.0, window=0))
+    classes = [["person", "man", "woman"], "tv monitor|television", "dog"]
+    queries, owners, background = segmenter.queries(validate_classes(classes))
+    assert owners.tolist() == [0, 0, 0, 1, 1, 2] and not background
+    assert torch.equal(
+        queries, clip_model.query_features(["person", "man", "woman", "tv monitor", "television", "dog"])
+    )
+    grouped = segmenter.segment(photo, classes)
+    each = segmenter.segment(photo, ["person", "man", "woman", "tv monitor", "television", "dog"])
+    assert grouped.classes == ["person", "tv monitor", "dog"]
+    expected = np.stack([each.scores[:3].max(0), each.scores[3:5].max(0), each.scores[5]])
+    assert np.allclose(grouped.scores, expected, atol=1e-6)
+
+
+def test_segment_drops_a_requested_prompt_from_the_background_queries(clip_model):
+    settings = NaclipSettings(background=("sky", "bed", "wall"))
+    _, owners, _ = NaclipSegmenter(clip_model, settings).queries(validate_classes(["cat|bed", "dog"]))
+    assert owners.tolist() == [0, 0, 1, 1, 2]  # sky, wall; cat, bed; dog
+    tied = NaclipSegmenter(clip_model, settings.with_(background_ties=True)).queries(validate_classes(["cat|bed"]))
+    assert tied[1].tolist() == [0, 0, 0, 1, 1]  # published: bed stays a background query too

@@ -31,8 +31,9 @@ class ClassLookup:
         for cls in vocabulary.classes:
             table.setdefault(name_key(cls), cls)
             table.setdefault(name_key(cls).replace(" ", ""), cls)
+        classes = {str(cls): cls for cls in vocabulary.classes}
         for alias, cls in vocabulary.synonyms.items():
-            table.setdefault(name_key(alias), cls)
+            table.setdefault(name_key(alias), classes[cls])
         for group in synonym_groups():
             target = next((table[name_key(name)] for name in group if name_key(name) in table), None)
             if target is None:

@@ -33,6 +33,9 @@ class PromptSource:
     source: ClassSource
     ground_truth: object = None
     """Set when the class lists are the classes present in each label."""
+    queries: object = None
+    """A method's own queries for the dataset's classes (NACLIP's published name file,
+    ``evaluation.datasets.PublishedQueries``): each class list is asked with them."""
 
     def __call__(self, items: Sequence) -> tuple[list[list[str]], list[str | None]]:
         """``items``: loaded samples (each with ``sample``, ``image`` and ``label``, see ``evaluation.runner.Item``)."""
@@ -40,7 +43,13 @@ class PromptSource:
         if self.ground_truth is not None:
             for job, item in zip(jobs, items):
                 job.classes = self.ground_truth.classes_present(item.label)
-        return self.source.complete(jobs)
+        classes, captions = self.source.complete(jobs)
+        return [self.queries(c) for c in classes] if self.queries is not None else classes, captions
+
+    @property
+    def name_file(self) -> str | None:
+        """The file the queries come from, for the results (None: the class names themselves)."""
+        return None if self.queries is None else self.queries.file
 
     def request(self, key: str) -> dict:
         """The classes and caption of sample ``key`` for its saved masks' records (see ``ClassSource.request``)."""
@@ -52,10 +61,11 @@ class PromptSource:
         return self.classes_name == AUTO
 
 
-def prompt_source(candidates: str, captions: str | None, dataset) -> PromptSource:
+def prompt_source(candidates: str, captions: str | None, dataset, queries=None) -> PromptSource:
     """The source for the ``--candidates`` and ``--captions`` values; files are read now (usage errors early).
 
-    ``dataset`` is an ``evaluation.datasets.Dataset``: its classes, vocabulary and sample ids.
+    ``dataset`` is an ``evaluation.datasets.Dataset``: its classes, vocabulary and sample ids;
+    ``queries`` (see ``PromptSource.queries``) replaces the classes' prompts.
 
     ``captions=None`` is the default: ``auto`` with ``candidates="auto"``, else ``none``.
     """
@@ -77,6 +87,7 @@ def prompt_source(candidates: str, captions: str | None, dataset) -> PromptSourc
         {"none": "none", AUTO: AUTO}.get(captions, f"file:{captions}"),
         source,
         dataset if candidates == GROUND_TRUTH else None,
+        queries,
     )
 
 

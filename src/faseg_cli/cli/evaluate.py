@@ -169,7 +169,9 @@ def _run_model(
     sweep = parse_thresholds(thresholds) if thresholds is not None else (settings.threshold,)
     if candidate_models.vocab:
         raise UsageError("--vocab does not apply to eval: the dataset's classes are the vocabulary")
-    prompts = prompt_source(class_lists or (ALL if engine.method == "naclip" else AUTO), captions, data)
+    naclip = engine.method == "naclip"
+    queries = data.spec.published_queries() if naclip else None
+    prompts = prompt_source(class_lists or (ALL if naclip else AUTO), captions, data, queries)
     if prompts.classes_name == GROUND_TRUTH and workers.primary:
         note("--candidates gt: each image is segmented into the classes of its ground truth (an oracle)")
     for folder in [output.parent if output else None, save_masks]:
@@ -253,7 +255,8 @@ def _report(result, output: Optional[Path], json_output: bool) -> None:
         if entry["threshold"] is None:
             how = "predictions"
         else:
-            how = f"classes {data['class_source']}, threshold {entry['threshold']:g}"
+            names = f", names {data['name_file']}" if data.get("name_file") else ""
+            how = f"classes {data['class_source']}{names}, threshold {entry['threshold']:g}"
         typer.echo(f"{data['dataset']} mIoU {_percent(entry['miou'])} ({how}, {images})")
 
 

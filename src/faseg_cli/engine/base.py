@@ -78,6 +78,10 @@ class SegmenterBase:
 
     settings_class: type
     """The method's settings; its defaults are used when none are given."""
+    uses_synonyms = False
+    """Whether the method asks for a class with all its prompts (``ClassName.prompts``); if not, the
+    name alone is used and a class's other prompts are ignored (said once)."""
+    _synonyms_told = False
 
     def __init__(self, model, settings=None, timer=None) -> None:
         """``model``: the method's loaded model; ``timer``, if given, is called as ``with timer(stage):``
@@ -100,9 +104,12 @@ class SegmenterBase:
         gives an all-background mask without running it. ``keep_maps`` keeps FA-Seg's
         attention maps; NACLIP has no captions and no maps to keep.
         """
-        checked = [self.check_classes(c) for c in classes]
+        classes = [self.check_classes(c) for c in classes]
         pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
-        return self._segment(pictures, checked, captions, keep_maps)
+        if not self.uses_synonyms and not self._synonyms_told and any(n.has_synonyms for c in classes for n in c):
+            log.warning("%s uses each class's name only: its other prompts (after '|') are ignored", self.method)
+            self._synonyms_told = True
+        return self._segment(pictures, classes, captions, keep_maps)
 
     def check_classes(self, classes: list[str]) -> list[str]:
         """The class list, checked as this method needs it (``UsageError`` otherwise), without running

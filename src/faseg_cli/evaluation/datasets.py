@@ -19,7 +19,7 @@ from PIL import Image
 
 from faseg_cli.errors import InputError, UsageError
 from faseg_cli.evaluation.metrics import IGNORE, INVALID
-from faseg_cli.vocabularies import load_vocabulary, name_key
+from faseg_cli.vocabularies import ClassName, load_vocabulary, name_key, read_name_file
 
 BACKGROUND = "background"
 
@@ -73,6 +73,8 @@ class DatasetSpec:
     hint: str
     palette: bool = False
     """Whether the ground-truth PNGs are palette images (VOC colours); saved masks follow suit."""
+    name_file: str = ""
+    """NACLIP's published class-name file for this dataset (``data/naclip/``)."""
 
     @property
     def prompt_names(self) -> tuple[str, ...]:
@@ -83,6 +85,16 @@ class DatasetSpec:
     def class_names(self) -> tuple[str, ...]:
         """The metric's classes in index order, "background" first where it is a class."""
         return ((BACKGROUND,) if self.background else ()) + self.prompt_names
+
+    def published_queries(self) -> PublishedQueries:
+        """NACLIP's queries for this dataset from its published name file, mapped to the classes by line."""
+        lines = read_name_file(self.name_file)
+        background = lines.pop(0) if self.background else ()
+        if len(lines) != len(self.prompt_names):
+            raise AssertionError(f"{self.name_file}: {len(lines)} class lines for {len(self.prompt_names)} classes")
+        return PublishedQueries(
+            self.name_file, background, tuple(ClassName(n, q) for n, q in zip(self.prompt_names, lines))
+        )
 
     @property
     def num_classes(self) -> int:
@@ -97,6 +109,22 @@ class DatasetSpec:
         """
         folder, samples = _find_split(self, Path(root).expanduser(), images)
         return Dataset(self, folder, samples)
+
+
+@dataclass(frozen=True)
+class PublishedQueries:
+    """A dataset's classes as NACLIP's published name file asks for them."""
+
+    file: str
+    background: tuple[str, ...]
+    """Line 0 where the dataset has a background class (its queries), else ()."""
+    classes: tuple[ClassName, ...]
+    """faseg's class names (those of the labels, in label order), each with its line's queries as prompts."""
+
+    def __call__(self, names: list[str]) -> list[ClassName]:
+        """``names`` (classes of the dataset) with the published queries."""
+        table = {name_key(c): c for c in self.classes}
+        return [table[name_key(n)] for n in names]
 
 
 class Dataset:
@@ -349,10 +377,52 @@ def _coco_layout(labels: tuple[tuple[str, str], ...]) -> Layout:
 _SPECS = {
     spec.name: spec
     for spec in (
-        DatasetSpec("voc", "PASCAL VOC 2012 val", "voc", True, False, 0.55, _VOC, _VOC_HINT, palette=True),
-        DatasetSpec("voc20", "PASCAL VOC 2012 val", "voc", False, True, 0.55, _VOC, _VOC_HINT, palette=True),
-        DatasetSpec("context", "PASCAL Context val", "context", True, False, 0.5, _CONTEXT, _CONTEXT_HINT),
-        DatasetSpec("context59", "PASCAL Context val", "context", False, True, 0.55, _CONTEXT, _CONTEXT_HINT),
+        DatasetSpec(
+            "voc",
+            "PASCAL VOC 2012 val",
+            "voc",
+            True,
+            False,
+            0.55,
+            _VOC,
+            _VOC_HINT,
+            palette=True,
+            name_file="cls_voc21.txt",
+        ),
+        DatasetSpec(
+            "voc20",
+            "PASCAL VOC 2012 val",
+            "voc",
+            False,
+            True,
+            0.55,
+            _VOC,
+            _VOC_HINT,
+            palette=True,
+            name_file="cls_voc20.txt",
+        ),
+        DatasetSpec(
+            "context",
+            "PASCAL Context val",
+            "context",
+            True,
+            False,
+            0.5,
+            _CONTEXT,
+            _CONTEXT_HINT,
+            name_file="cls_context60.txt",
+        ),
+        DatasetSpec(
+            "context59",
+            "PASCAL Context val",
+            "context",
+            False,
+            True,
+            0.55,
+            _CONTEXT,
+            _CONTEXT_HINT,
+            name_file="cls_context59.txt",
+        ),
         DatasetSpec(
             "coco-object",
             "COCO-Object val2017",
@@ -362,6 +432,7 @@ _SPECS = {
             0.6,
             _coco_layout((("annotations/val2017", "_instanceTrainIds.png"), ("annotation_object/val2017", ".png"))),
             "make the labels with GroupViT's convert_dataset/convert_coco_object.py",
+            name_file="cls_coco_object.txt",
         ),
         DatasetSpec(
             "coco-stuff",
@@ -372,6 +443,7 @@ _SPECS = {
             0.55,
             _coco_layout((("annotations/val2017", "_labelTrainIds.png"),)),
             "make the labels with mmsegmentation's tools/dataset_converters/coco_stuff164k.py",
+            name_file="cls_coco_stuff.txt",
         ),
         DatasetSpec(
             "ade",
@@ -387,6 +459,7 @@ _SPECS = {
                 labels=(("annotations/validation", ".png"),),
             ),
             "unpack ADEChallengeData2016.zip unchanged",
+            name_file="cls_ade20k.txt",
         ),
         DatasetSpec(
             "cityscapes",
@@ -402,6 +475,7 @@ _SPECS = {
                 labels=(("gtFine/val", "_gtFine_labelTrainIds.png"),),
             ),
             "make the labels with mmsegmentation's tools/dataset_converters/cityscapes.py",
+            name_file="cls_city_scapes.txt",
         ),
     )
 }

@@ -181,6 +181,7 @@ def evaluate(
         **_dataset_info(dataset, limit),
         "class_source": prompts.classes_name,
         "caption_source": prompts.captions_name,
+        "name_file": prompts.name_file,
         "method": segmenter.method,
         "model": _model_info(segmenter, model_name),
         "generated_with": prompts.source.generated_with,

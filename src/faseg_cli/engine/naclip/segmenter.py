@@ -29,7 +29,7 @@ from faseg_cli.engine.naclip.maths import (
 from faseg_cli.engine.naclip.model import WINDOW_BATCH, NaclipModel
 from faseg_cli.engine.naclip.settings import NaclipSettings
 from faseg_cli.engine.scores import labels_from_scores
-from faseg_cli.vocabularies import name_key
+from faseg_cli.vocabularies import class_prompts, name_key
 
 STRIPE_PIXELS = 4_000_000
 """Pictures up to this size are refined whole; larger ones in column stripes of about this size."""
@@ -40,6 +40,7 @@ class NaclipSegmenter(SegmenterBase):
 
     method = "naclip"
     settings_class = NaclipSettings
+    uses_synonyms = True
 
     @classmethod
     def load(
@@ -126,16 +127,18 @@ class NaclipSegmenter(SegmenterBase):
     def queries(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """Query embeddings ``(Q, E)``, each query's class, and whether class 0 is background.
 
-        The background queries come first, less any name asked for as a class (which
-        would otherwise tie with it and never win).
+        The background queries come first, then every prompt of every class (``ClassName.prompts``).
+        Unless ``settings.background_ties`` (the published protocol), a background query equal
+        to a requested prompt is dropped: it would tie with that class, and background wins ties.
         """
-        wanted = {name_key(n) for n in names}
-        background = [b for b in self.settings.background if name_key(b) not in wanted]
+        prompts = [class_prompts(n) for n in names]
+        wanted = {name_key(p) for group in prompts for p in group}
+        background = [b for b in self.settings.background if self.settings.background_ties or name_key(b) not in wanted]
         with self._stage("text"):
-            queries = self.model.query_features([*background, *names])
+            queries = self.model.query_features([*background, *(p for group in prompts for p in group)])
         first = int(bool(background))
-        query_class = torch.tensor([0] * len(background) + list(range(first, first + len(names))))
-        return queries, query_class, bool(background)
+        owners = [first + k for k, group in enumerate(prompts) for _ in group]
+        return queries, torch.tensor([0] * len(background) + owners), bool(background)
 
     @torch.inference_mode()
     def logits(self, picture: Image.Image, queries: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,9 @@ class NaclipSettings:
     """Pixels whose best class probability is below this are background (0 = argmax only)."""
     background: tuple[str, ...] = STUFF
     """Queries whose wins are background (class 0), e.g. ("background",) for Context60; () = no background query."""
+    background_ties: bool = False
+    """False: a background query equal to a prompt of a requested class is dropped, so that class can win.
+    True (the published protocol, ``faseg eval``): it stays, ties with the class, and background wins."""
     pamr_steps: int = 10
     """PAMR refinement iterations; 0 = off."""
     pamr_dilations: tuple[int, ...] = (8, 16)
@@ -75,8 +78,9 @@ class NaclipSettings:
 
     @classmethod
     def for_dataset(cls, name: str) -> NaclipSettings:
-        """The published config of an evaluation dataset (``configs/cfg_*.py``), by faseg's dataset name."""
-        return cls(**DATASET_CONFIGS.get(name, NO_BACKGROUND))
+        """The published config of an evaluation dataset (``configs/cfg_*.py``), by faseg's dataset name,
+        with the published rule for a class that is also a background query (``background_ties``)."""
+        return cls(**DATASET_CONFIGS.get(name, NO_BACKGROUND), background_ties=True)
 
 
 NO_BACKGROUND = {"threshold": 0.0, "background": ()}
