@@ -74,13 +74,18 @@ def test_dfc_kl_gives_the_published_cluster_ids_exactly(case):
     assert torch.equal(ids, case["clusters"].long())
 
 
-def test_cluster_smoothing(case):
+def test_cluster_smoothing_then_class_columns(case):
+    clusters = case["clusters"].long()
+    smoothed = maths.cluster_means(fused(case), clusters, int(clusters.max()) + 1)
+    assert_close(maths.class_columns(smoothed, case.meta["token_positions"]), case.columns("class_columns"))
+
+
+def test_cluster_smoothing_of_the_class_tokens(case):
+    if "clustered_tokens" not in case.arrays:
+        pytest.skip("only context_chelsea stores the clustered map's class-token rows")
     clusters = case["clusters"].long()
     smoothed = maths.cluster_means(fused(case), clusters, int(clusters.max()) + 1)
     assert_close(smoothed[case["clustered_token_index"].long()], case["clustered_tokens"])
-
-
-def test_class_columns_are_the_means_of_the_class_tokens(case):
     rows = case["clustered_token_index"].tolist()
     clustered = torch.zeros(max(rows) + 1, 64, 64)
     clustered[rows] = case["clustered_tokens"]
@@ -130,7 +135,8 @@ def test_labels_of_the_stored_scores(case):
 
 
 def test_mask_from_the_refined_maps(case):
-    """Scores and labels of the whole image; only pixels whose two best scores tie to 1e-4 may differ."""
+    """Scores and labels of the whole image; only pixels whose label a change of 1e-4 in a score can flip (counted
+    on the published scores) may differ."""
     height, width = case.meta["image"]["height"], case.meta["image"]["width"]
     labels = case.labels(maths.scores(case.columns("class_maps_iter"), height, width)).numpy()
-    assert (labels != case.published_labels).sum() <= case.meta["pixels_with_label_margin"]["<0.0001"]
+    assert (labels != case.published_labels).sum() <= int(case.arrays["pixels_near_a_tie"])

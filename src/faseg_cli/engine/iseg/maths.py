@@ -55,14 +55,20 @@ def fuse_cross(cross: dict[int, torch.Tensor]) -> torch.Tensor:
     return torch.stack(parts).sum(0)
 
 
-def symmetric_kl(prototypes: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+def kl_terms(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(v, log v)`` with ``v = fp16(values) + KL_EPSILON``, the operands of ``symmetric_kl``."""
+    shifted = values.to(torch.float16) + KL_EPSILON
+    return shifted, torch.log(shifted)
+
+
+def symmetric_kl(prototypes: torch.Tensor, pixels: torch.Tensor, pixel_terms=None) -> torch.Tensor:
     """``(P, N)`` symmetric KL divergence (half each way) between ``(P, T)`` prototypes and ``(N, T)`` pixel
-    vectors, computed in fp16 with ``KL_EPSILON`` added, as the published code does (also on CPU)."""
-    a = prototypes.to(torch.float16) + KL_EPSILON
-    b = pixels.to(torch.float16) + KL_EPSILON
-    a, b = a.unsqueeze(-2), b.unsqueeze(-3)
-    log_ratio = torch.log(a) - torch.log(b)
-    return torch.sum(a * log_ratio, dim=-1) * 0.5 - torch.sum(b * log_ratio, dim=-1) * 0.5
+    vectors, computed in fp16 with ``KL_EPSILON`` added, as the published code does (also on CPU).
+    ``pixel_terms``: the pixels' ``kl_terms``, when already known."""
+    a, log_a = kl_terms(prototypes)
+    b, log_b = pixel_terms if pixel_terms is not None else kl_terms(pixels)
+    log_ratio = log_a[:, None, :] - log_b[None]
+    return torch.sum(a[:, None, :] * log_ratio, dim=-1) * 0.5 - torch.sum(b * log_ratio, dim=-1) * 0.5
 
 
 def dfc_seeds(side: int = LATENT) -> torch.Tensor:
@@ -82,11 +88,22 @@ def dfc_kl(fused: torch.Tensor, iterations: int = DFC_ITERATIONS) -> tuple[torch
     pixels = torch.where(pixels == 0, DFC_ZERO, pixels)
     prototypes = pixels[dfc_seeds(fused.shape[-1])]
     cluster = torch.zeros(pixels.shape[0], dtype=torch.long)
+    terms = kl_terms(pixels)
     for _ in range(iterations):
-        _, cluster = torch.min(symmetric_kl(prototypes, pixels), dim=0)
-        prototypes = torch.stack([pixels[cluster == i].mean(0) for i in cluster.unique()])
+        _, cluster = torch.min(symmetric_kl(prototypes, pixels, terms), dim=0)
+        prototypes = _member_means(pixels, cluster)
     kept, ids = torch.unique(cluster, return_inverse=True)
     return ids, len(kept)
+
+
+def _member_means(pixels: torch.Tensor, cluster: torch.Tensor) -> torch.Tensor:
+    """The mean of each non-empty cluster's pixels, clusters in increasing id order. Each mean is taken over the
+    cluster's pixels in image order, one contiguous block each, so it is bit for bit the published per-cluster
+    ``mean(0)`` of the pixels it selects."""
+    order = torch.sort(cluster, stable=True).indices
+    sizes = torch.bincount(cluster)
+    blocks = pixels[order].split(sizes[sizes > 0].tolist())
+    return torch.stack([block.mean(0) for block in blocks])
 
 
 def cluster_means(fused: torch.Tensor, clusters: torch.Tensor, count: int) -> torch.Tensor:
@@ -130,15 +147,23 @@ def refine(transition: torch.Tensor, columns: torch.Tensor, iterations: int) -> 
     return columns
 
 
-def scores(columns: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``(K, H, W)`` class scores: the ``(N, K)`` refined columns as 64 x 64 maps, bilinear to 512 x 512, min-max
-    per class, bilinear to the image size."""
+def square_scores(columns: torch.Tensor) -> torch.Tensor:
+    """``(K, 512, 512)``: the ``(N, K)`` refined columns as 64 x 64 maps, bilinear to 512 x 512, min-max per class."""
     side = int(round(columns.shape[0] ** 0.5))
     maps = columns.T.reshape(1, -1, side, side)
     maps = F.interpolate(maps, size=SCORE_SIZE, mode="bilinear", align_corners=False)[0]
     maps = maps - maps.amin(dim=(-2, -1), keepdim=True)
-    maps = maps / maps.amax(dim=(-2, -1), keepdim=True)
-    return F.interpolate(maps[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+    return maps / maps.amax(dim=(-2, -1), keepdim=True)
+
+
+def image_scores(square: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(K, H, W)``: ``square_scores`` bilinear to the image size."""
+    return F.interpolate(square[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+
+
+def scores(columns: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(K, H, W)`` class scores of the ``(N, K)`` refined columns at the image size (the labels' input)."""
+    return image_scores(square_scores(columns), height, width)
 
 
 def _rescaled(class_scores: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,11 @@ class IsegSettings:
     timestep: int = 100
     seed: int = 1101
     """Seed of the CPU generator of the noise added at ``timestep``, re-seeded for every image."""
+    names: str | None = None
+    """The published configuration whose class names and token choices the prompt uses (``faseg eval``); None:
+    the classes as given, every token of each."""
     resolution: int = 512
+    """The square the image is resized to; iSeg's maths is fixed to its 64 x 64 latent."""
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -61,6 +65,33 @@ class IsegSettings:
             raise UsageError(f"--threshold {self.threshold}: must be between 0 and 1")
         if not 0 <= self.timestep <= 999:
             raise UsageError(f"iSeg timestep {self.timestep}: must be between 0 and 999")
+        if self.resolution != 512:
+            raise UsageError(f"--resolution {self.resolution}: iSeg runs at 512 only (its maths is fixed to 64 x 64)")
+        if self.seed < 0:
+            raise UsageError(f"--seed {self.seed}: must be non-negative")
+
+    def summary(self) -> dict:
+        """What a result line says about how it was made."""
+        return {"method": "iseg", "iterations": self.iterations, "lambda": self.ers_strength, "seed": self.seed}
+
+    def with_(self, **changes) -> IsegSettings:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def for_dataset(cls, name: str) -> IsegSettings:
+        """The published configuration for eval dataset ``name`` (its constants and class names)."""
+        return for_dataset(name)
+
+    @classmethod
+    def from_options(cls, options: dict, dataset: str | None = None, default_threshold: float | None = None):
+        """The settings for the command-line choices ``options`` and an eval ``dataset``; ``--threshold`` switches
+        to COCO-Object's rule (classes scoring below it dropped); FA-Seg's ``default_threshold`` does not apply."""
+        settings = cls.for_dataset(dataset) if dataset else cls()
+        changes = {k: options[k] for k in ("seed",) if options.get(k) is not None}
+        if options.get("threshold") is not None:
+            changes.update(background="threshold", threshold=options["threshold"])
+        return settings.with_(**changes)
 
     @property
     def label_threshold(self) -> float:
@@ -92,5 +123,6 @@ def config_family(dataset: str) -> str:
 
 
 def for_dataset(dataset: str, settings: IsegSettings | None = None) -> IsegSettings:
-    """``settings`` (default: VOC's) with the published constants of ``dataset``'s configuration."""
-    return replace(settings or IsegSettings(), **DATASET_CONFIGS[config_family(dataset)])
+    """``settings`` (default: VOC's) with the published constants and class names of ``dataset``'s configuration."""
+    family = config_family(dataset)
+    return replace(settings or IsegSettings(), names=family, **DATASET_CONFIGS[family])
