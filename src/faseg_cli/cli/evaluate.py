@@ -155,8 +155,8 @@ def _run_model(
     resume,
     batch_size,
 ):
-    from faseg_cli.classes.eval_source import ALL, GROUND_TRUTH, prompt_source
-    from faseg_cli.classes.source import AUTO
+    from faseg_cli.classes.eval_source import GROUND_TRUTH, prompt_source
+    from faseg_cli.engine.methods import get as get_method
     from faseg_cli.evaluation.runner import evaluate, parse_thresholds
     from faseg_cli.evaluation.state import state_path
     from faseg_cli.files.outputs import check_writable
@@ -169,7 +169,7 @@ def _run_model(
     sweep = parse_thresholds(thresholds) if thresholds is not None else (settings.threshold,)
     if candidate_models.vocab:
         raise UsageError("--vocab does not apply to eval: the dataset's classes are the vocabulary")
-    prompts = prompt_source(class_lists or (ALL if engine.method == "naclip" else AUTO), captions, data)
+    prompts = prompt_source(class_lists or get_method(engine.method).eval_candidates, captions, data)
     if prompts.classes_name == GROUND_TRUTH and workers.primary:
         note("--candidates gt: each image is segmented into the classes of its ground truth (an oracle)")
     for folder in [output.parent if output else None, save_masks]:
@@ -179,7 +179,7 @@ def _run_model(
     if resume and not state_file.is_file():
         note(f"nothing to resume in {state_file}: starting from the beginning")
     engine = replace(engine, device=workers.device(engine.device))
-    segmenter = engine.load(settings)
+    segmenter = engine.load(settings, candidate_models)
     models = replace(candidate_models, vocab=data.spec.vocabulary)
     models.attach(prompts.source, engine, generate=prompts.generates_classes)
     with workers.connected(segmenter.model.device), _progress(workers.primary) as progress:

@@ -57,7 +57,7 @@ def serve(
 
     if candidates.vocab:
         candidates.vocabulary()
-    segmenter = engine.load(engine.settings())
+    segmenter = engine.load(engine.settings(), candidates)
     device, dtype = engine.resolve()
     vocabularies = builtin_names() + ([candidates.vocab] if candidates.vocab else [])
     chosen = candidates.for_model(engine.model)

@@ -1,9 +1,9 @@
 """What every method shares: the ``Segmentation`` result and ``SegmenterBase``.
 
-Each method (``faseg.segmenter.Segmenter``, ``naclip.segmenter.NaclipSegmenter``)
-implements ``_segment``; the base's ``segment_batch`` loads the images and checks the class
-lists around it, ``segment`` does one image, and the device choice is shared, so every
-command drives either method the same way.
+Each method's segmenter (listed in ``methods``) implements ``_segment``; the base's
+``segment_batch`` loads the images and checks the class lists around it, ``segment``
+does one image, and the device choice is shared, so every command drives every method
+the same way.
 """
 
 from __future__ import annotations
@@ -106,6 +106,10 @@ class SegmenterBase:
     ) -> Segmentation:
         """Segment one image (a PIL image or a path) into ``classes``."""
         return self.segment_batch([image], [classes], [caption], keep_maps)[0]
+
+    def attention_arrays(self, result: Segmentation) -> dict:
+        """The arrays of ``attention.npz`` for ``result`` (segmented with ``keep_maps``); methods with maps only."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no attention maps")
 
     @staticmethod
     def select_devices(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
