@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from faseg_cli.engine.iseg import maths
+from faseg_cli.engine.scores import labels_from_scores
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "stages.npz").is_file())
@@ -42,9 +43,8 @@ class Case:
         return lut[self.mask]
 
     def labels(self, scores: torch.Tensor) -> torch.Tensor:
-        if self.meta["background"] == "threshold":
-            return maths.labels_threshold(scores, self.meta["threshold"])
-        return maths.labels_squared_background(scores)
+        """faseg's labels of scores at the image size: the second min-max, then the configuration's threshold."""
+        return labels_from_scores(maths.rescale(scores), self.meta.get("threshold", maths.SQUARED_BACKGROUND))
 
 
 @pytest.fixture(scope="module", params=CASES)

@@ -37,7 +37,7 @@ def test_sd21_base_is_pinned_with_its_licence():
 
 
 def test_tiny_model_has_sd21_base_structure(tiny_sd21):
-    from faseg_cli.engine.faseg.diffusion import DiffusionModel
+    from faseg_cli.engine.diffusion.model import DiffusionModel
 
     model = DiffusionModel.load(tiny_sd21, torch.device("cpu"), torch.float32)
     heads = {name: module.heads for name, module in model.unet.named_modules() if name.endswith(("attn1", "attn2"))}

@@ -35,6 +35,8 @@ def test_positions_come_from_the_tokenizer_and_words_choose_tokens(tokenizer):
         "and backgroundground, land, grass, tree, building, wall, sky, lake, water, river, sea, railway, "
     )  # noqa: E501
     assert prompt.tokens == [[5], [7], [10], [12]]
+    whole = tokenizer(prompt.text, padding="max_length", max_length=77, truncation=True)["input_ids"]
+    assert prompt.ids == whole
     multi = build_prompt(tokenizer, [ClassName("tabby cat"), ClassName("dog")], "")
     assert multi.tokens == [[4, 5, 6, 7], [9]]  # "tabby" is not a tiny-vocabulary word: 3 tokens
 
@@ -49,6 +51,9 @@ def test_dataset_configurations():
     context = for_dataset("context59")
     assert (context.iterations, context.ers_strength, context.heads, context.context) == (5, 0.002, None, "")
     coco = for_dataset("coco-object")
-    assert (coco.iterations, coco.ers_strength, coco.background, coco.threshold) == (10, 0.2, "threshold", 0.45)
+    assert (coco.iterations, coco.ers_strength, coco.heads, coco.threshold) == (10, 0.2, None, 0.45)
     assert config_family("voc20") == "voc" and config_family("ade") == "voc"
-    assert abs(IsegSettings().label_threshold - 0.382) < 1e-3
+    chosen = IsegSettings.from_options({"seed": None, "threshold": None}, "coco-object")
+    assert (chosen.names, chosen.threshold, chosen.context) == ("coco-object", 0.45, COCO_CONTEXT)
+    assert IsegSettings.from_options({"seed": 7, "threshold": 0.3}).threshold == 0.3
+    assert abs(IsegSettings().threshold - 0.382) < 1e-3 and context.threshold == IsegSettings().threshold

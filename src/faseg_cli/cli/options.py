@@ -203,11 +203,11 @@ class CandidateOptions:
 
     def for_model(self, model: str | None) -> "CandidateOptions":
         """These options with the candidate models left unset filled in for the diffusion ``model``:
-        tiny-blip and tiny-clip go with tiny-random (so that a smoke test never downloads BLIP-large
-        and CLIP), blip and clip with any other."""
-        from faseg_cli.models.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP, TINY_RANDOM
+        tiny-blip and tiny-clip go with the methods' tiny models (so that a smoke test never downloads
+        BLIP-large and CLIP), blip and clip with any other."""
+        from faseg_cli.models.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP
 
-        tiny = model == TINY_RANDOM.name
+        tiny = _tiny(model)
         return replace(
             self,
             caption_model=self.caption_model or (TINY_BLIP if tiny else BLIP).name,
@@ -240,19 +240,23 @@ class CandidateOptions:
         """Load into a ``ClassSource`` the models it needs: the candidate generator when
         ``generate``, BLIP when captions are ``auto`` (BLIP is loaded at most once)."""
         from faseg_cli.cli.console import note
-        from faseg_cli.models.registry import TINY_RANDOM
 
         self.describe(source, generate, engine.model)
         if not generate and not source.auto_captions:
             return
         models = self.for_model(engine.model)
         defaulted = [chosen for chosen, given in zip(models.model_names(), self.model_names()) if given is None]
-        if engine.model == TINY_RANDOM.name and defaulted:
+        if _tiny(engine.model) and defaulted:
             note(f"with --model {engine.model}, candidates come from {' and '.join(defaulted)} (random weights)")
         if generate:
             source.generator = models.generator(engine, captions_given=source.real_captions)
         if source.auto_captions:
             source.captioner = models.captioner(engine)
+
+
+def _tiny(model: str | None) -> bool:
+    """Whether ``model`` is a method's tiny random-weight model (whose candidates come from tiny-blip, tiny-clip)."""
+    return model in {m.tiny_model for m in METHODS.values()}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,10 @@ class AttentionMaps:
     """``(G, K, L, L)`` weighted cross-attention."""
     refined: torch.Tensor
     """``(G, K, L, L)`` after HARD, before flipping back."""
+    steps: dict[str, torch.Tensor] = field(default_factory=dict)
+    """A method's own ``(G, K, L, L)`` maps between the fused and the refined one, by title (iSeg's clustered map)."""
+    refined_panel: tuple[str, str] = ("refined (HARD)", "absolute")
+    """Title and scale (``files.heatmaps.Panel`` kind) of the refined map's picture."""
 
 
 @dataclass

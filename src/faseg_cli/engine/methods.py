@@ -93,6 +93,19 @@ METHODS: dict[str, Method] = {
             eval_candidates="all",
             summary="CLIP only, CPU-fast",
         ),
+        Method(
+            name="iseg",
+            package="iseg",
+            segmenter="faseg_cli.engine.iseg.segmenter:IsegSegmenter",
+            settings="faseg_cli.engine.iseg.settings:IsegSettings",
+            default_model="sd21-base",
+            tiny_model="tiny-random-sd21",
+            model_kinds=("diffusion",),
+            commands=COMMANDS,
+            options=("seed",),
+            eval_candidates="auto",
+            summary="SD 2.1 attention refined iteratively, one pass for all classes",
+        ),
     )
 }
 """Every method by ``--method`` name, the default (FA-Seg) first."""

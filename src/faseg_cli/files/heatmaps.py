@@ -90,9 +90,10 @@ def class_panels(result, k: int) -> list[Panel]:
     maps = result.maps
     panels = [Panel("image")]
     panels += [Panel(f"cross-attention {r}x{r}", "minmax", _array(maps.cross[r][0, k])) for r in sorted(maps.cross)]
+    panels.append(Panel("fused cross-attention", "minmax", _array(maps.fused[0, k])))
+    panels += [Panel(title, "minmax", _array(step[0, k])) for title, step in maps.steps.items()]
     panels += [
-        Panel("fused cross-attention", "minmax", _array(maps.fused[0, k])),
-        Panel("refined (HARD)", "absolute", _array(maps.refined[0, k])),
+        Panel(*maps.refined_panel, _array(maps.refined[0, k])),
         Panel("final score", "absolute", _array(result.scores[k])),
         Panel("mask", "mask", (result.labels == k + 1).astype(np.float32)),
     ]

@@ -218,6 +218,7 @@ def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
     vae.save_pretrained(path / "vae")
     text.save_pretrained(path / "text_encoder")
     if preset in SD2_PRESETS:
+        _legacy_key_names(path)
         (path / "scheduler").mkdir(exist_ok=True)
         (path / "scheduler" / "scheduler_config.json").write_text(json.dumps(SD21_SCHEDULER, indent=1))
     (path / "model_index.json").write_text(json.dumps({"_class_name": "RandomFasegModel", "preset": preset}))
@@ -227,6 +228,29 @@ def write_random_model(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
 def write_tiny_model(path: Path) -> Path:
     """Builder of the registered ``tiny-random`` model."""
     return write_random_model(path, "tiny")
+
+
+LEGACY_VAE_ATTENTION = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+"""The VAE attention's weight names in checkpoints of SD 2.1's time, which older diffusers read."""
+
+
+def _legacy_key_names(path: Path) -> None:
+    """Rename the saved weights to the real SD 2.1-base repository's names: ``text_model.``-prefixed text-encoder
+    keys and the VAE attention's ``query``/``key``/``value``/``proj_attn``, so that the libraries of its time (and
+    the published iSeg code run on them) read the same weights faseg does."""
+    from safetensors.torch import load_file, save_file
+
+    def rename(file: Path, new_name) -> None:
+        tensors = {new_name(key): value.contiguous() for key, value in load_file(file).items()}
+        save_file(tensors, file, metadata={"format": "pt"})
+
+    def vae_name(key: str) -> str:
+        for new, old in LEGACY_VAE_ATTENTION.items():
+            key = key.replace(f".attentions.0.{new}.", f".attentions.0.{old}.")
+        return key
+
+    rename(path / "text_encoder" / "model.safetensors", lambda key: f"text_model.{key.removeprefix('text_model.')}")
+    rename(path / "vae" / "diffusion_pytorch_model.safetensors", vae_name)
 
 
 def write_tiny_sd21(path: Path) -> Path:

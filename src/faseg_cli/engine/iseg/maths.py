@@ -1,5 +1,7 @@
-"""iSeg's model-free maths (SPEC §6.2): class-token emphasis, cross-map fusion, DFC-KL cluster smoothing,
-entropy-reduced self-attention, the iterative refinement, scores and the two background rules.
+"""iSeg's model-free maths (SPEC §6.2), each step a function of plain tensors.
+
+Class-token emphasis, cross-map fusion, DFC-KL cluster smoothing, entropy-reduced self-attention, the iterative
+refinement and the scores (both published background rules are thresholds).
 
 Every function takes plain tensors, so tests feed each stage the published code's stored output of the
 stage before (tests/iseg/). Shapes: ``T`` prompt tokens, ``K`` classes, ``N = 64 * 64`` latent pixels
@@ -29,6 +31,10 @@ SCORE_SIZE = 512
 """The published code's square test size: the refined maps are brought to it and min-maxed there first."""
 LABEL_EPSILON = 1e-6
 """Added to the span of the second min-max (the published ``cam_to_label``)."""
+SQUARED_BACKGROUND = (3 - 5**0.5) / 2
+"""VOC's and Context's background rule as a threshold: the published background score ``(1 - m)^2`` of a pixel
+whose best class scores ``m`` wins the argmax exactly when ``m < 0.382`` (COCO-Object's rule is a threshold,
+0.45), so ``scores.labels_from_scores`` gives both rules' labels."""
 
 
 def emphasise(embedding: torch.Tensor, positions: list[int], gamma: float) -> torch.Tensor:
@@ -166,24 +172,8 @@ def scores(columns: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return image_scores(square_scores(columns), height, width)
 
 
-def _rescaled(class_scores: torch.Tensor) -> torch.Tensor:
-    low = class_scores.amin(dim=(-2, -1), keepdim=True)
-    shifted = class_scores - low
+def rescale(class_scores: torch.Tensor) -> torch.Tensor:
+    """The published ``cam_to_label``'s min-max of each ``(K, H, W)`` class score map, ``LABEL_EPSILON`` added to
+    the span: the scores faseg thresholds."""
+    shifted = class_scores - class_scores.amin(dim=(-2, -1), keepdim=True)
     return shifted / (shifted.amax(dim=(-2, -1), keepdim=True) + LABEL_EPSILON)
-
-
-def labels_squared_background(class_scores: torch.Tensor) -> torch.Tensor:
-    """VOC and Context: after a second min-max, background scores ``(1 - max_c)^2``; label = argmax over
-    [background, classes] (0 = background, k = k-th class). Background wins where max_c < 0.382."""
-    rescaled = _rescaled(class_scores)
-    background = torch.pow(1 - rescaled.amax(dim=0, keepdim=True), 2)
-    return torch.cat([background, rescaled]).argmax(dim=0)
-
-
-def labels_threshold(class_scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """COCO-Object: after a second min-max, scores below ``threshold`` become 0; label = 1 + argmax, or 0 where
-    every class scores 0."""
-    rescaled = _rescaled(class_scores)
-    rescaled = torch.where(rescaled < threshold, 0, rescaled)
-    best, index = rescaled.max(dim=0)
-    return torch.where(best == 0, 0, index + 1)

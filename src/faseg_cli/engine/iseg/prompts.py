@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from faseg_cli.engine.diffusion.tokens import assemble, fragment_ids
 from faseg_cli.errors import UsageError
 
 PREFIX = "a photograph of "
@@ -81,35 +82,31 @@ class IsegPrompt:
         return [p for positions in self.tokens for p in positions]
 
 
-def _pieces(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
 def build_prompt(tokenizer, names: list[ClassName], context: str) -> IsegPrompt:
-    """The prompt of ``names`` with ``context`` glued on, tokenized to the model's length, and the class tokens.
+    """The prompt of ``names`` with ``context`` glued on, as token ids at the encoder's length, and each class's
+    token positions (assembled from fragments, ``diffusion.tokens``, so any name works).
 
     A class whose tokens do not all fit in the prompt is a usage error: the published code would silently
     read padding instead.
     """
-    text = PREFIX + SEPARATOR.join(n.text for n in names) + SUFFIX + context
-    length = tokenizer.model_max_length
-    ids = tokenizer(text, padding="max_length", max_length=length, truncation=True)["input_ids"]
-    position = 1 + len(_pieces(tokenizer, PREFIX.strip()))
-    joint = len(_pieces(tokenizer, SEPARATOR.strip()))
+    joint = SEPARATOR.strip()
+    fragments = [PREFIX.strip()]
+    for i, name in enumerate(names):
+        fragments += [joint, name.text] if i else [name.text]
+    fragments.append((SUFFIX + context).strip())
+    pieces = fragment_ids(tokenizer, fragments)
+    ids, spans = assemble(tokenizer, pieces)
     tokens = []
-    for name in names:
-        own = _pieces(tokenizer, name.text)
-        chosen = list(range(len(own)))
+    for name, span, piece in zip(names, spans[1::2], pieces[1::2]):
+        if len(span) < len(piece):
+            raise UsageError(
+                f"class {name.text!r} does not fit in iSeg's {len(ids)}-token prompt: segment fewer classes at once"
+            )
+        chosen = range(len(span))
         if name.word is not None:
             words = name.text.split()
-            before = len(_pieces(tokenizer, " ".join(words[: words.index(name.word)])))
-            chosen = [before + i for i in range(len(_pieces(tokenizer, name.word)))]
-        if position + len(own) >= length:
-            raise UsageError(
-                f"class {name.text!r} does not fit in iSeg's {length}-token prompt: segment fewer classes at once"
-            )
-        if ids[position : position + len(own)] != own:
-            raise UsageError(f"class {name.text!r} does not tokenize the same inside iSeg's prompt")
-        tokens.append([position + i for i in chosen])
-        position += len(own) + joint
+            before = sum(map(len, fragment_ids(tokenizer, words[: words.index(name.word)])))
+            chosen = range(before, before + len(fragment_ids(tokenizer, [name.word])[0]))
+        tokens.append([span[i] for i in chosen])
+    text = PREFIX + SEPARATOR.join(n.text for n in names) + SUFFIX + context
     return IsegPrompt(text, ids, tokens)

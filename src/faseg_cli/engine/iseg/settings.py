@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from faseg_cli.engine.iseg.maths import SQUARED_BACKGROUND
 from faseg_cli.errors import UsageError
-
-BACKGROUND_RULES = ("squared", "threshold")
-"""``squared``: background scores (1 - max_c)^2 (VOC, Context); ``threshold``: scores under ``threshold`` are
-dropped, background where none is left (COCO-Object)."""
 
 VOC_HEADS = {
     32: (22, 5, 21, 13, 8, 27, 28, 6, 25),
@@ -38,9 +35,9 @@ class IsegSettings:
     """lambda of ``A + lambda * log10(e * A)``."""
     heads: dict[int, tuple[int, ...]] | None = field(default_factory=lambda: dict(VOC_HEADS))
     """Cross-attention heads averaged per resolution (None: all heads)."""
-    background: str = "squared"
-    threshold: float = 0.45
-    """Score below which a class is dropped, for the ``threshold`` background rule."""
+    threshold: float = SQUARED_BACKGROUND
+    """Pixels whose best class score (after the second min-max) is below this are background: 0.382 is VOC's and
+    Context's rule (background score (1 - best)^2), COCO-Object's is 0.45."""
     context: str = VOC_CONTEXT
     """Text glued, without a separator, after "... and other object and background" in the prompt."""
     gamma: float = 1.6
@@ -59,8 +56,6 @@ class IsegSettings:
     def __post_init__(self) -> None:
         if self.iterations < 0:
             raise UsageError(f"iSeg iterations {self.iterations}: must be at least 0")
-        if self.background not in BACKGROUND_RULES:
-            raise UsageError(f"iSeg background rule {self.background!r}: expected one of {', '.join(BACKGROUND_RULES)}")
         if not 0.0 <= self.threshold <= 1.0:
             raise UsageError(f"--threshold {self.threshold}: must be between 0 and 1")
         if not 0 <= self.timestep <= 999:
@@ -85,18 +80,10 @@ class IsegSettings:
 
     @classmethod
     def from_options(cls, options: dict, dataset: str | None = None, default_threshold: float | None = None):
-        """The settings for the command-line choices ``options`` and an eval ``dataset``; ``--threshold`` switches
-        to COCO-Object's rule (classes scoring below it dropped); FA-Seg's ``default_threshold`` does not apply."""
+        """The settings for the command-line choices ``options`` (``seed``, ``threshold``) and an eval ``dataset``;
+        FA-Seg's per-dataset ``default_threshold`` does not apply."""
         settings = cls.for_dataset(dataset) if dataset else cls()
-        changes = {k: options[k] for k in ("seed",) if options.get(k) is not None}
-        if options.get("threshold") is not None:
-            changes.update(background="threshold", threshold=options["threshold"])
-        return settings.with_(**changes)
-
-    @property
-    def label_threshold(self) -> float:
-        """The score below which a pixel is background: 0.382 (where (1 - m)^2 = m) or ``threshold``."""
-        return (3 - 5**0.5) / 2 if self.background == "squared" else self.threshold
+        return settings.with_(**{k: options[k] for k in ("seed", "threshold") if options.get(k) is not None})
 
 
 DATASET_CONFIGS = {
@@ -106,7 +93,7 @@ DATASET_CONFIGS = {
         "iterations": 10,
         "ers_strength": 0.2,
         "heads": None,
-        "background": "threshold",
+        "threshold": 0.45,
         "context": COCO_CONTEXT,
     },
 }
