@@ -93,6 +93,20 @@ METHODS: dict[str, Method] = {
             eval_candidates="all",
             summary="CLIP only, CPU-fast",
         ),
+        Method(
+            name="diffsegmenter",
+            package="diffsegmenter",
+            segmenter="faseg_cli.engine.diffsegmenter.segmenter:DiffSegmenter",
+            settings="faseg_cli.engine.diffsegmenter.settings:DiffSegmenterSettings",
+            default_model="sd15",
+            tiny_model="tiny-random",
+            model_kinds=("diffusion",),
+            commands=COMMANDS,
+            options=("resolution", "seed"),
+            eval_candidates="auto",
+            summary="SD 1.5 attention, one BLIP prompt and UNet pass per class",
+            captioner=True,
+        ),
     )
 }
 """Every method by ``--method`` name, the default (FA-Seg) first."""

@@ -51,6 +51,16 @@ DIFFUSION = ModelSource(
     license="CC-BY-NC-4.0 (non-commercial use only)",
 )
 
+SD15 = ModelSource(
+    name="sd15",
+    repo_id="stable-diffusion-v1-5/stable-diffusion-v1-5",
+    revision="451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
+    components=DIFFUSION.components,
+    extra_files=("model_index.json",),
+    description="Stable Diffusion 1.5 (UNet, VAE, CLIP text encoder; no safety checker), for DiffSegmenter",
+    license="CreativeML OpenRAIL-M (use-based restrictions; see the model card)",
+)
+
 BLIP = ModelSource(
     name="blip",
     repo_id="Salesforce/blip-image-captioning-large",
@@ -94,7 +104,7 @@ TINY_RANDOM = _generated(
 TINY_BLIP = _generated("tiny-blip", BLIP.components, "BLIP", "faseg_cli.models.random_clip_blip:write_tiny_blip")
 TINY_CLIP = _generated("tiny-clip", CLIP.components, "CLIP", "faseg_cli.models.random_clip_blip:write_tiny_clip")
 
-MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, TINY_RANDOM, BLIP, CLIP, TINY_BLIP, TINY_CLIP)}
+MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, SD15, TINY_RANDOM, BLIP, CLIP, TINY_BLIP, TINY_CLIP)}
 
 
 def lookup(name_or_repo: str) -> ModelSource | None:
