@@ -61,7 +61,8 @@ def evaluate(
         None,
         "--thresholds",
         metavar="RANGE|LIST",
-        help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55.",
+        help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55; the summary names the "
+        "best (DiffSegmenter's published way of reporting: --thresholds 0.3:0.74:0.01).",
     ),
     predictions: Optional[Path] = typer.Option(
         None,
@@ -233,11 +234,13 @@ def _report(result, output: Optional[Path], json_output: bool) -> None:
     if json_output:
         typer.echo(json.dumps(data, allow_nan=False))
         return
+    several = len(data["per_threshold"]) > 1
     for entry in data["per_threshold"]:
         if entry["threshold"] is None:
             how = "predictions"
         else:
-            how = f"classes {data['class_source']}, threshold {entry['threshold']:g}"
+            best = "best " * (several and entry["threshold"] == data["best_threshold"])
+            how = f"classes {data['class_source']}, {best}threshold {entry['threshold']:g}"
         typer.echo(f"{data['dataset']} mIoU {_percent(entry['miou'])} ({how}, {images})")
 
 

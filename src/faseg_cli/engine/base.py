@@ -38,11 +38,13 @@ class AttentionMaps:
     fused: torch.Tensor
     """``(G, K, L, L)`` weighted cross-attention."""
     refined: torch.Tensor
-    """``(G, K, L, L)`` after HARD, before flipping back."""
+    """``(G, K, L, L)`` after the self-attention refinement (FA-Seg: HARD), before flipping back."""
+    refinement: str = "HARD"
+    """What the refinement is called in heat maps."""
+    refined_scaled: bool = True
+    """Whether ``refined`` is on the 0-1 scale of the scores (FA-Seg); heat maps min-max scale it otherwise."""
     steps: dict[str, torch.Tensor] = field(default_factory=dict)
     """A method's own ``(G, K, L, L)`` maps between the fused and the refined one, by title (iSeg's clustered map)."""
-    refined_panel: tuple[str, str] = ("refined (HARD)", "absolute")
-    """Title and scale (``files.heatmaps.Panel`` kind) of the refined map's picture."""
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Segmentation:
     maps: AttentionMaps | None = None
     background: np.ndarray | None = None
     """NACLIP: bool, like one score map: pixels its background queries win (background at every threshold)."""
+    class_prompts: list[str] | None = None
+    """DiffSegmenter: each class's own prompt (``prompt`` joins them with " | ")."""
 
     def labels_at(self, threshold: float) -> np.ndarray:
         """uint8 labels at the scores' resolution for another background threshold, as the method thresholds."""

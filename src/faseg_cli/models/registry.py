@@ -51,6 +51,16 @@ DIFFUSION = ModelSource(
     license="CC-BY-NC-4.0 (non-commercial use only)",
 )
 
+SD15 = ModelSource(
+    name="sd15",
+    repo_id="stable-diffusion-v1-5/stable-diffusion-v1-5",
+    revision="451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
+    components=DIFFUSION.components,
+    extra_files=("model_index.json",),
+    description="Stable Diffusion 1.5 (UNet, VAE, CLIP text encoder; no safety checker), for DiffSegmenter",
+    license="CreativeML OpenRAIL-M (use-based restrictions; see the model card)",
+)
+
 SD21_BASE = ModelSource(
     name="sd21-base",
     repo_id="stabilityai/stable-diffusion-2-1-base",
@@ -113,7 +123,7 @@ TINY_BLIP = _generated("tiny-blip", BLIP.components, "BLIP", "faseg_cli.models.r
 TINY_CLIP = _generated("tiny-clip", CLIP.components, "CLIP", "faseg_cli.models.random_clip_blip:write_tiny_clip")
 
 MODELS: dict[str, ModelSource] = {
-    m.name: m for m in (DIFFUSION, TINY_RANDOM, SD21_BASE, TINY_SD21, BLIP, CLIP, TINY_BLIP, TINY_CLIP)
+    m.name: m for m in (DIFFUSION, SD15, TINY_RANDOM, SD21_BASE, TINY_SD21, BLIP, CLIP, TINY_BLIP, TINY_CLIP)
 }
 
 

@@ -147,12 +147,14 @@ class IsegSegmenter(SegmenterBase):
         maps = None
         if keep_maps:
             side = maths.LATENT
+            clustered_maps = maths.class_columns(clustered, prompt.tokens).T.reshape(1, -1, side, side)
             maps = AttentionMaps(
                 {r: maths.class_columns(c, prompt.tokens).T.reshape(1, -1, r, r) for r, c in cross.items()},
                 {},
                 maths.class_columns(fused, prompt.tokens).T.reshape(1, -1, side, side),
                 refined.T.reshape(1, -1, side, side),
-                {"clustered (DFC-KL)": maths.class_columns(clustered, prompt.tokens).T.reshape(1, -1, side, side)},
-                (f"refined ({s.iterations} ERS iterations)", "minmax"),
+                refinement=f"{s.iterations} ERS iterations",
+                refined_scaled=False,
+                steps={"clustered (DFC-KL)": clustered_maps},
             )
         return Segmentation(list(names), labels.numpy().astype(np.uint8), scores.numpy(), prompt.text, maps)
