@@ -105,3 +105,22 @@ def test_segment_attention_and_eval_commands(tmp_path, shared_cache):
     assert {"cross_16", "cross_32", "fused", "clustered", "refined", "scores", "labels"} <= set(arrays.files)
     bad = runner.invoke(app, ["segment", str(image), "--classes", "dog", *common, "--tau", "3"])
     assert bad.exit_code != 0 and "--tau does not apply to --method iseg" in bad.stderr
+
+
+def test_serve_segments_with_iseg(model):
+    pytest.importorskip("starlette", reason="the serve extra is installed with the [test] extra")
+    from starlette.testclient import TestClient
+
+    from faseg_cli.engine.iseg.segmenter import IsegSegmenter
+    from faseg_cli.serve.app import create_app
+    from faseg_cli.serve.service import CandidateModels, SegmentService
+    from faseg_cli.vocabularies import builtin_names
+
+    service = SegmentService(
+        IsegSegmenter(model), CandidateModels(builtin_names(), "both", "tiny-clip", "tiny-blip", "cpu", None), "tiny"
+    )
+    image = (FIXTURES / "context_chelsea" / "image.jpg").read_bytes()
+    with TestClient(create_app(service, max_upload_bytes=200_000)) as client:
+        answer = client.post("/segment", files={"image": ("cat.jpg", image)}, data={"classes": "cat,table"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["classes"] == ["cat", "table"]
