@@ -119,7 +119,7 @@ def test_iterations_with_the_published_transition_matrix(case):
 
 def test_scores_at_the_image_size(case):
     height, width = case.meta["image"]["height"], case.meta["image"]["width"]
-    scores = maths.scores(case.columns("class_maps_iter"), height, width)
+    scores = maths.image_scores(maths.square_scores(case.columns("class_maps_iter")), height, width)
     assert_close(scores[:, case["final_score_rows"].long()], case["final_scores"])
 
 
@@ -138,5 +138,6 @@ def test_mask_from_the_refined_maps(case):
     """Scores and labels of the whole image; only pixels whose label a change of 1e-4 in a score can flip (counted
     on the published scores) may differ."""
     height, width = case.meta["image"]["height"], case.meta["image"]["width"]
-    labels = case.labels(maths.scores(case.columns("class_maps_iter"), height, width)).numpy()
+    scores = maths.image_scores(maths.square_scores(case.columns("class_maps_iter")), height, width)
+    labels = case.labels(scores).numpy()
     assert (labels != case.published_labels).sum() <= int(case.arrays["pixels_near_a_tie"])

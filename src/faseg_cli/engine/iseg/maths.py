@@ -44,11 +44,6 @@ def emphasise(embedding: torch.Tensor, positions: list[int], gamma: float) -> to
     return out
 
 
-def head_mean(maps: torch.Tensor, heads: list[int] | None = None) -> torch.Tensor:
-    """Mean over the heads (dim 0) of ``(heads, ...)`` maps: all of them, or the listed indices."""
-    return (maps if heads is None else maps[heads]).mean(0)
-
-
 def fuse_cross(cross: dict[int, torch.Tensor]) -> torch.Tensor:
     """``(T, 64, 64)``: each resolution's ``(T, r, r)`` head-mean cross map divided by its per-token spatial sum,
     bilinear to 64 x 64, weighted by ``FUSION`` and summed."""
@@ -165,11 +160,6 @@ def square_scores(columns: torch.Tensor) -> torch.Tensor:
 def image_scores(square: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``(K, H, W)``: ``square_scores`` bilinear to the image size."""
     return F.interpolate(square[None], size=(height, width), mode="bilinear", align_corners=False)[0]
-
-
-def scores(columns: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``(K, H, W)`` class scores of the ``(N, K)`` refined columns at the image size (the labels' input)."""
-    return image_scores(square_scores(columns), height, width)
 
 
 def rescale(class_scores: torch.Tensor) -> torch.Tensor:
