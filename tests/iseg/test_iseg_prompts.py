@@ -33,7 +33,7 @@ def test_positions_come_from_the_tokenizer_and_words_choose_tokens(tokenizer):
     assert prompt.text.startswith("a photograph of fire hydrant and people and tv monitor and dog and other")
     assert prompt.text.endswith(
         "and backgroundground, land, grass, tree, building, wall, sky, lake, water, river, sea, railway, "
-    )  # noqa: E501
+    )
     assert prompt.tokens == [[5], [7], [10], [12]]
     whole = tokenizer(prompt.text, padding="max_length", max_length=77, truncation=True)["input_ids"]
     assert prompt.ids == whole
