@@ -72,8 +72,8 @@ def assert_close_relative(actual, expected, tolerance: float) -> None:
 
 
 KNOWN_SHORTFALL = {
-    "rocket_tall_context": "open: z0 8.4e-4, cross maps up to 2.8e-3, refined 7e-4, mask 99.765%; the VAE's channels-last "
-    "rounding (chelsea: 2.2e-4 vs 4e-6 contiguous) is the suspect, not yet verified"
+    "rocket_tall_context": "open: z0 8.4e-4, cross maps up to 2.8e-3, refined 7e-4, mask 99.765%; suspected: the "
+    "VAE's channels-last rounding (chelsea: 2.2e-4 vs 4e-6 contiguous), not yet verified"
 }
 """Cases faseg does not yet match within the tolerances (reported, not hidden: they show as xfail / xpass)."""
 
