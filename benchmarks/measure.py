@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faseg_cli.engine.faseg.diffusion import DiffusionModel
-from faseg_cli.engine.faseg.prompts import tokenize_prompts
+from faseg_cli.engine.diffusion.model import DiffusionModel
+from faseg_cli.engine.diffusion.tokens import tokenize_prompts
 from faseg_cli.engine.faseg.refine import hard_refine, naive_propagate, propagate
 from faseg_cli.engine.faseg.segmenter import Segmenter
 from faseg_cli.engine.timing import StageTimer

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faseg_cli.engine.faseg.diffusion import DiffusionModel
+from faseg_cli.engine.diffusion.model import DiffusionModel
 from faseg_cli.engine.faseg.segmenter import Segmenter
 from faseg_cli.engine.faseg.settings import FasegSettings
 from faseg_cli.models.random_diffusion import write_random_model

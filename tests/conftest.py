@@ -37,7 +37,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from faseg_cli.engine.faseg.diffusion import DiffusionModel
+    from faseg_cli.engine.diffusion.model import DiffusionModel
 
     return DiffusionModel.load(tiny_model_dir, torch.device("cpu"), torch.float32)
 

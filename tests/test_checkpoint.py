@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from faseg_cli.engine.faseg.diffusion import VAE_UNUSED, DiffusionModel
+from faseg_cli.engine.diffusion.model import VAE_UNUSED, DiffusionModel
 from faseg_cli.models.checkpoint import load_lean, weight_files
 
 

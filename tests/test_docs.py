@@ -7,9 +7,9 @@ in one of two ways:
 - run: in a sandbox that holds every file the examples name (photo.jpg, photos/,
   shots/, synthetic datasets under data/ from tests/dataset_builders.py, per-image
   class and caption files, another method's masks), with the weights swapped for the
-  tiny random-weight models: ``-m tiny-random --resolution 64`` where the diffusion
-  model runs and no model is named (tiny-blip and tiny-clip come with it), ``-m
-  tiny-clip`` with ``--method naclip``, and
+  tiny random-weight models: the method's tiny model where no model is named
+  (``-m tiny-random --resolution 64`` for FA-Seg, with tiny-blip and tiny-clip; ``-m
+  tiny-clip`` with ``--method naclip``, ``-m tiny-random-sd21`` with ``--method iseg``), and
   ``--caption-model tiny-blip --clip-model tiny-clip`` for ``faseg candidates``. It
   must exit with 0. The examples of one help page or code block run in order in one
   sandbox, so a later one reads what an earlier one wrote; ``cd`` moves within the
@@ -35,12 +35,13 @@ from typer.testing import CliRunner
 
 from faseg_cli.cli import app
 from faseg_cli.cli.help import EXAMPLES_TITLE, PROMPT
+from faseg_cli.engine.methods import DEFAULT, METHODS
 from tests import dataset_builders, imagefiles
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = sorted(info.name for info in app.registered_commands)
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TINY = {"tiny-random", "tiny-blip", "tiny-clip"}
+TINY = {"tiny-random", "tiny-random-sd21", "tiny-blip", "tiny-clip"}
 runner = CliRunner()
 
 
@@ -108,10 +109,10 @@ def tiny_substitutes(name: str, args: list[str]) -> list[str]:
     """The options that swap the real weights for the tiny models (see the module docstring)."""
     given = set(args)
     extra = []
-    naclip = "naclip" in given  # --method naclip: the tiny CLIP is its model
+    method = METHODS[args[args.index("--method") + 1] if "--method" in given else DEFAULT]
     if name in ("segment", "attention") or (name == "eval" and "--predictions" not in given):
-        extra += [] if given & {"-m", "--model"} else ["-m", "tiny-clip" if naclip else "tiny-random"]
-        extra += [] if "--resolution" in given or naclip else ["--resolution", "64"]
+        extra += [] if given & {"-m", "--model"} else ["-m", method.tiny_model]
+        extra += [] if "--resolution" in given or "resolution" not in method.options else ["--resolution", "64"]
     if name == "candidates":
         extra += [] if "--caption-model" in given else ["--caption-model", "tiny-blip"]
         extra += [] if "--clip-model" in given else ["--clip-model", "tiny-clip"]

@@ -68,7 +68,7 @@ def test_without_flip_and_without_refinement(tiny_model, photo):
 
 def test_inversions_record_on_the_latent_they_name(tiny_model, photo, monkeypatch):
     """ddim: pass 1 at t=1 on x0, DDIM step, recorded pass at t=1; none: one pass at t=0; euler: v(x0, 0), step."""
-    from faseg_cli.engine.faseg.schedule import ddim_step, euler_step
+    from faseg_cli.engine.diffusion.schedule import ddim_step, euler_step
 
     calls = []
     real_pass = tiny_model.unet_pass

@@ -79,12 +79,10 @@ def test_threshold_sweep_equals_separate_runs(run, tmp_path):
     build("voc", tmp_path / "data")
     sweep = run("voc", "data", "--thresholds", "0.45:0.55:0.05", "-o", "sweep.json")
     assert sweep.exit_code == 0, sweep.stderr
-    assert [line.split("(")[1] for line in sweep.stdout.splitlines()] == [
-        "classes gt, threshold 0.45, 3 images)",
-        "classes gt, threshold 0.5, 3 images)",
-        "classes gt, threshold 0.55, 3 images)",
-    ]
     data = results("sweep.json")
+    assert [line.split("(")[1] for line in sweep.stdout.splitlines()] == [
+        f"classes gt, {'best ' * (t == data['best_threshold'])}threshold {t:g}, 3 images)" for t in (0.45, 0.5, 0.55)
+    ]
     assert "By threshold" in sweep.stderr
     for entry in data["per_threshold"]:
         alone = run("voc", "data", "-t", str(entry["threshold"]), "-o", "alone.json")

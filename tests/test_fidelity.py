@@ -32,7 +32,7 @@ def published_mask() -> np.ndarray:
 @pytest.fixture(scope="module")
 def run():
     """One segmentation of the case with the default settings, with its latents and maps."""
-    from faseg_cli.engine.faseg.diffusion import DiffusionModel
+    from faseg_cli.engine.diffusion.model import DiffusionModel
     from faseg_cli.engine.faseg.segmenter import Segmenter
     from faseg_cli.engine.faseg.settings import FasegSettings
 

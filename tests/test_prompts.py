@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from faseg_cli.engine.faseg.prompts import build_class_prompts, class_prompt, text_prompt, tokenize_prompts
+from faseg_cli.engine.diffusion.tokens import tokenize_prompts
+from faseg_cli.engine.faseg.prompts import build_class_prompts, class_prompt, text_prompt
 from faseg_cli.errors import UsageError
 from faseg_cli.vocabularies import validate_classes
 

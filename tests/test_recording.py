@@ -3,8 +3,9 @@
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from faseg_cli.engine.faseg.prompts import build_class_prompts, tokenize_prompts
-from faseg_cli.engine.faseg.recording import RecordingAttnProcessor
+from faseg_cli.engine.diffusion.recording import AttentionRecorder, RecordingPlan, install
+from faseg_cli.engine.diffusion.tokens import tokenize_prompts
+from faseg_cli.engine.faseg.prompts import build_class_prompts
 
 
 def _inputs(model, copies=2):
@@ -20,14 +21,14 @@ def _inputs(model, copies=2):
 def test_recording_leaves_the_unet_output_unchanged(tiny_model):
     latents, text, class_embeds, weights = _inputs(tiny_model)
     idle = tiny_model.unet_pass(latents, 0, text)
-    tiny_model.recorder.start(class_embeds, weights.unsqueeze(0), tiny_model.prompt_length)
+    tiny_model.recorder.start(token_weights=weights.unsqueeze(0), keys=class_embeds, segment=tiny_model.prompt_length)
     recorded = tiny_model.unet_pass(latents, 0, text)
     tiny_model.recorder.stop()
     tiny_model.unet.set_attn_processor(AttnProcessor2_0())
     try:
         stock = tiny_model.unet_pass(latents, 0, text)
     finally:
-        tiny_model.unet.set_attn_processor(RecordingAttnProcessor(tiny_model.recorder))
+        install(tiny_model.unet, tiny_model.recorder)
     torch.testing.assert_close(idle, stock, rtol=0, atol=0)
     torch.testing.assert_close(recorded, stock, rtol=1e-5, atol=1e-5)
 
@@ -46,7 +47,7 @@ def test_recorded_maps_are_head_and_layer_means_of_softmax(tiny_model):
         for m in tiny_model.unet.modules()
         if isinstance(m, Attention)
     ]
-    tiny_model.recorder.start(class_embeds, weights.unsqueeze(0), tiny_model.prompt_length)
+    tiny_model.recorder.start(token_weights=weights.unsqueeze(0), keys=class_embeds, segment=tiny_model.prompt_length)
     try:
         tiny_model.unet_pass(latents, 0, text)
     finally:
@@ -81,8 +82,6 @@ def test_recorded_maps_are_head_and_layer_means_of_softmax(tiny_model):
 
 
 def test_self_attention_matches_a_direct_computation():
-    from faseg_cli.engine.faseg.recording import AttentionRecorder
-
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 4, 64, 8, generator=g) for _ in range(3))
     recorder = AttentionRecorder()
@@ -91,3 +90,43 @@ def test_self_attention_matches_a_direct_computation():
     torch.testing.assert_close(out, probs @ v)
     torch.testing.assert_close(recorder._sums[("self", 64)], probs.sum(1))
     assert recorder._heads[("self", 64)] == 4
+
+
+@torch.no_grad()
+def test_a_plan_keeps_only_what_it_names_and_its_means_agree(tiny_model):
+    """Own-context cross-attention (no extra keys), chosen resolutions, chosen heads, kept heads, raw scores."""
+    latents, text, _, _ = _inputs(tiny_model)
+    recorder = tiny_model.recorder
+    recorder.start()
+    tiny_model.unet_pass(latents, 0, text)
+    full = recorder.stop()
+    assert full.cross[8].shape == (2, text.shape[1], 8, 8)
+    recorder.start(RecordingPlan(self_at=(16,), cross_at=(8, 4)))
+    tiny_model.unet_pass(latents, 0, text)
+    some = recorder.stop()
+    assert sorted(some.self_) == [16] and sorted(some.cross) == [4, 8]
+    torch.testing.assert_close(some.self_[16], full.self_[16])
+    torch.testing.assert_close(some.cross[8], full.cross[8])
+    recorder.start(RecordingPlan(self_at=(16,), cross_at=(8,), keep_heads=True))
+    tiny_model.unet_pass(latents, 0, text)
+    heads = recorder.stop()
+    assert heads.self_[16].dim() == 4 and heads.cross[8].dim() == 5
+    torch.testing.assert_close(heads.self_[16].mean(1), full.self_[16])
+    torch.testing.assert_close(heads.cross[8].mean(1), full.cross[8])
+    layers = [n.removesuffix(".processor") for n in tiny_model.unet.attn_processors if "attn1" in n]
+    at16 = [n for n in layers if n.startswith(("down_blocks.0", "up_blocks.3"))]
+    recorder.start(RecordingPlan(self_at=(16,), cross_at=(), heads={name: (1,) for name in at16}))
+    tiny_model.unet_pass(latents, 0, text)
+    one = recorder.stop()
+    torch.testing.assert_close(one.self_[16], heads.self_[16][:, 1])
+    recorder.start(RecordingPlan(self_at=(16,), cross_at=(8,), scores=True))
+    tiny_model.unet_pass(latents, 0, text)
+    raw = recorder.stop()
+    assert not torch.allclose(raw.self_[16].sum(-1), torch.ones(2, 256))
+    weights = torch.zeros(2, text.shape[1], 1)
+    weights[0, 3], weights[1, 4] = 1, 1
+    recorder.start(RecordingPlan(self_at=(), cross_at=(8,)), token_weights=weights)
+    tiny_model.unet_pass(latents, 0, text)
+    reduced = recorder.stop()
+    assert reduced.self_ == {}
+    torch.testing.assert_close(reduced.cross[8][:, 0], full.cross[8][[0, 1], [3, 4]])

@@ -6,8 +6,8 @@ import logging
 import pytest
 import torch
 
-from faseg_cli.engine.faseg.diffusion import read_schedule
-from faseg_cli.engine.faseg.schedule import REFERENCE_SCHEDULE, alphas_cumprod, ddim_step
+from faseg_cli.engine.diffusion.model import read_schedule
+from faseg_cli.engine.diffusion.schedule import REFERENCE_SCHEDULE, alphas_cumprod, ddim_step
 from faseg_cli.errors import WeightsError
 
 

@@ -1,4 +1,4 @@
-"""faseg: training-free open-vocabulary segmentation with FA-Seg (or NACLIP, ``method="naclip"``).
+"""faseg: training-free open-vocabulary segmentation with FA-Seg (or ``method="naclip"`` / ``"diffsegmenter"``).
 
 Importing the package is cheap: the heavy engine (torch, diffusers) loads only
 when one of the public names below is first used.
@@ -11,6 +11,7 @@ _LAZY = {
     "Segmentation": "faseg_cli.engine.base",
     "FasegSettings": "faseg_cli.engine.faseg.settings",
     "NaclipSettings": "faseg_cli.engine.naclip.settings",
+    "DiffSegmenterSettings": "faseg_cli.engine.diffsegmenter.settings",
     "FasegError": "faseg_cli.errors",
 }
 

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-from faseg_cli.candidates.captioner import Captioner
 from faseg_cli.candidates.pipeline import CandidateGenerator
 from faseg_cli.candidates.tagclip import TagClip
+from faseg_cli.engine.blip import Captioner
 from faseg_cli.errors import UsageError, WeightsError
 from faseg_cli.models.registry import BLIP, CLIP, MODELS, lookup
 from faseg_cli.models.weights import resolve_model, select_files

@@ -105,7 +105,7 @@ def test_eval_without_background_is_argmax(tiny_clip_dir, tmp_path):
         (["segment", "--method", "naclip", "--no-flip"], "--no-flip does not apply to --method naclip"),
         (["segment", "--no-pamr"], "--no-pamr does not apply to --method fa-seg"),
         (["segment", "--method", "sam"], "--method sam: expected one of fa-seg, naclip"),
-        (["attention", "--method", "naclip"], "faseg attention dumps FA-Seg's attention maps"),
+        (["attention", "--method", "naclip"], "faseg attention dumps attention maps"),
     ],
 )
 def test_options_of_the_other_method_are_usage_errors(image, args, message):

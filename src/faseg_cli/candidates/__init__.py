@@ -8,7 +8,7 @@ transformers load when one of the names below is first used.
 _LAZY = {
     "CandidateGenerator": "faseg_cli.candidates.pipeline",
     "ImageCandidates": "faseg_cli.candidates.pipeline",
-    "Captioner": "faseg_cli.candidates.captioner",
+    "Captioner": "faseg_cli.engine.blip",
     "ClipEncoder": "faseg_cli.engine.clip",
     "TagClip": "faseg_cli.candidates.tagclip",
     "CaptionMatcher": "faseg_cli.candidates.matching",

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from faseg_cli.candidates.captioner import Captioner
 from faseg_cli.candidates.matching import CaptionMatcher
 from faseg_cli.candidates.tagclip import TagClip
+from faseg_cli.engine.blip import Captioner
 from faseg_cli.engine.clip import ClipEncoder
 from faseg_cli.errors import UsageError
 from faseg_cli.vocabularies import Vocabulary

@@ -62,19 +62,22 @@ def attention(
     goes to stdout (JSON lines with --json).
     """
     from faseg_cli.cli.runner import run_image_command
-    from faseg_cli.engine.faseg.dump import attention_arrays
+    from faseg_cli.engine.methods import METHODS
     from faseg_cli.files.heatmaps import class_grid
     from faseg_cli.files.outputs import write_attention
 
-    if engine.method != "fa-seg":
-        raise UsageError(f"faseg attention dumps FA-Seg's attention maps; --method {engine.method} has none")
+    if not METHODS[engine.method].supports("attention"):
+        with_maps = ", ".join(m.name for m in METHODS.values() if m.supports("attention"))
+        raise UsageError(f"faseg attention dumps attention maps ({with_maps}); --method {engine.method} has none")
     source = class_source(classes, classes_from, caption, captions_from, candidates)
     settings = engine.settings()
 
+    loaded = []
+
     def prepare():
-        segmenter = engine.load(settings)
+        loaded.append(engine.load(settings, candidates))
         candidates.attach(source, engine, generate=source.classes is None and source.class_lists is None)
-        return segment_jobs(segmenter, source, keep_maps=True)
+        return segment_jobs(loaded[0], source, keep_maps=True)
 
     def emit(entry, job, result, seconds):
         item, plan = entry
@@ -83,7 +86,8 @@ def attention(
             for k, name in enumerate(result.classes)
         }
         folder = plan.files["attention"]
-        write_attention(folder, attention_arrays(result, settings), grids, output_record(plan, result, source))
+        arrays = loaded[0].attention_arrays(result)
+        write_attention(folder, arrays, grids, output_record(plan, result, source))
         print_result(json_record(item, plan.files, result, seconds, settings) if batch.json_lines else str(folder))
 
     made_with = output_requests(source, candidates, engine, settings)

@@ -61,7 +61,8 @@ def evaluate(
         None,
         "--thresholds",
         metavar="RANGE|LIST",
-        help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55.",
+        help="Several thresholds from the same forward passes: 0.4:0.65:0.05 or 0.5,0.55; the summary names the "
+        "best (DiffSegmenter's published way of reporting: --thresholds 0.3:0.74:0.01).",
     ),
     predictions: Optional[Path] = typer.Option(
         None,
@@ -155,8 +156,8 @@ def _run_model(
     resume,
     batch_size,
 ):
-    from faseg_cli.classes.eval_source import ALL, GROUND_TRUTH, prompt_source
-    from faseg_cli.classes.source import AUTO
+    from faseg_cli.classes.eval_source import GROUND_TRUTH, prompt_source
+    from faseg_cli.engine.methods import get as get_method
     from faseg_cli.evaluation.runner import evaluate, parse_thresholds
     from faseg_cli.evaluation.state import state_path
     from faseg_cli.files.outputs import check_writable
@@ -171,7 +172,7 @@ def _run_model(
         raise UsageError("--vocab does not apply to eval: the dataset's classes are the vocabulary")
     naclip = engine.method == "naclip"
     queries = data.spec.published_queries() if naclip else None
-    prompts = prompt_source(class_lists or (ALL if naclip else AUTO), captions, data, queries)
+    prompts = prompt_source(class_lists or get_method(engine.method).eval_candidates, captions, data, queries)
     if prompts.classes_name == GROUND_TRUTH and workers.primary:
         note("--candidates gt: each image is segmented into the classes of its ground truth (an oracle)")
     for folder in [output.parent if output else None, save_masks]:
@@ -181,7 +182,7 @@ def _run_model(
     if resume and not state_file.is_file():
         note(f"nothing to resume in {state_file}: starting from the beginning")
     engine = replace(engine, device=workers.device(engine.device))
-    segmenter = engine.load(settings)
+    segmenter = engine.load(settings, candidate_models)
     models = replace(candidate_models, vocab=data.spec.vocabulary)
     models.attach(prompts.source, engine, generate=prompts.generates_classes)
     seen = []
@@ -251,12 +252,14 @@ def _report(result, output: Optional[Path], json_output: bool) -> None:
     if json_output:
         typer.echo(json.dumps(data, allow_nan=False))
         return
+    several = len(data["per_threshold"]) > 1
     for entry in data["per_threshold"]:
         if entry["threshold"] is None:
             how = "predictions"
         else:
             names = f", names {data['name_file']}" if data.get("name_file") else ""
-            how = f"classes {data['class_source']}{names}, threshold {entry['threshold']:g}"
+            best = "best " * (several and entry["threshold"] == data["best_threshold"])
+            how = f"classes {data['class_source']}{names}, {best}threshold {entry['threshold']:g}"
         typer.echo(f"{data['dataset']} mIoU {_percent(entry['miou'])} ({how}, {images})")
 
 

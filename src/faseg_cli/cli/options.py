@@ -3,7 +3,7 @@
 A group is a dataclass; its decorator appends the group's options to a command's
 signature and hands them to the command body as one object:
 
-- ``@engine_options`` -> ``engine: EngineOptions`` (model, device, FA-Seg settings);
+- ``@engine_options`` -> ``engine: EngineOptions`` (method, model, device, the method's settings);
 - ``@device_options`` -> ``devices: DeviceOptions`` (device and precision alone);
 - ``@candidate_options`` -> ``candidates: CandidateOptions`` (vocabulary and candidate models);
 - ``@batch_options(...)`` -> ``batch: BatchOptions`` (inputs and per-image outputs);
@@ -19,22 +19,31 @@ from typing import List, Optional
 import typer
 
 from faseg_cli.engine.faseg.settings import FasegSettings
-from faseg_cli.engine.naclip.settings import NaclipSettings
+from faseg_cli.engine.methods import DEFAULT, METHODS
+from faseg_cli.engine.methods import get as get_method
 from faseg_cli.errors import UsageError
 
 _DEFAULTS = FasegSettings()
-_NACLIP = NaclipSettings()
+
+
+def _per_method(describe, joiner: str = ", ") -> str:
+    """One phrase per method of the table, joined."""
+    return joiner.join(describe(m) for m in METHODS.values())
+
 
 HELP = {
-    "method": "Segmentation method: fa-seg (diffusion attention) or naclip (CLIP only, CPU-fast).",
-    "model": "Model: a registered name (diffusion, tiny-random; clip, tiny-clip for naclip), a Hub id, or a local "
-    "directory. Default: diffusion, or clip with --method naclip.",
+    "method": "Segmentation method: " + _per_method(lambda m: f"{m.name} ({m.summary})") + f". Default: {DEFAULT}.",
+    "model": "Model: a registered name, a Hub id, or a local directory. Default and tiny test model per method: "
+    + _per_method(lambda m: f"{m.name}: {m.default_model}, {m.tiny_model}", "; ")
+    + ".",
     "pamr": "NACLIP's PAMR refinement (--method naclip only).",
+    "seed": "Seed of the noise added to the latent (methods that add noise; default: the method's published seed).",
     "device": "auto, cpu, cuda, cuda:N or mps. auto = CUDA, else MPS, else CPU.",
     "dtype": "auto, fp16, bf16 or fp32. auto = fp16 on GPU, fp32 on CPU.",
     "resolution": "Side of the square the image is resized to (a multiple of 64).",
-    "threshold": f"Background threshold on the class scores. Default: {_DEFAULTS.threshold} (naclip: "
-    f"{_NACLIP.threshold}); eval: the dataset's.",
+    "threshold": "Background threshold on the class scores. Default: "
+    + _per_method(lambda m: f"{m.settings_class().threshold:g} ({m.name})")
+    + "; eval: the dataset's.",
     "flip": "Test-time flipping (average with the mirrored image).",
     "refine": "Self-attention refinement (HARD); --no-refine uses the fused cross-attention alone.",
     "inversion": "How the latent reaches the recorded timestep. ddim (default) reproduces the paper's published "
@@ -53,7 +62,7 @@ HELP = {
     "quiet": "Only warnings and errors on stderr (no notes, progress or summary).",
 }
 _METAVARS = {
-    "method": "fa-seg|naclip",
+    "method": "|".join(METHODS),
     "inversion": "ddim|none|euler",
     "model": "NAME|DIR",
     "device": "DEVICE",
@@ -64,6 +73,7 @@ _METAVARS = {
     "cross_weights": "W,W,W,W",
     "self_weights": "W,W,W,W",
     "tau": "N",
+    "seed": "N",
     "vocab": "NAME|FILE",
     "candidate_source": "SOURCE",
     "caption_model": "NAME|DIR",
@@ -94,9 +104,9 @@ class DeviceOptions:
 
 @dataclass(frozen=True)
 class EngineOptions(DeviceOptions):
-    """What the user chose for loading the model and for the FA-Seg maths."""
+    """What the user chose for loading the model and for the method's maths."""
 
-    method: str = "fa-seg"
+    method: str = DEFAULT
     model: Optional[str] = None
     resolution: int = _DEFAULTS.resolution
     threshold: Optional[float] = None
@@ -108,69 +118,46 @@ class EngineOptions(DeviceOptions):
     self_weights: str = ",".join(f"{w:g}" for w in _DEFAULTS.self_weights)
     tau: int = _DEFAULTS.tau
     pamr: bool = True
+    seed: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check_method(self)
         if self.model is None:
-            object.__setattr__(self, "model", "clip" if self.method == "naclip" else "diffusion")
+            object.__setattr__(self, "model", get_method(self.method).default_model)
 
-    def settings(self, default_threshold: float = _DEFAULTS.threshold, dataset: Optional[str] = None):
-        """Validated settings; ``default_threshold`` applies when ``--threshold`` was not given.
+    def settings(self, default_threshold: Optional[float] = None, dataset: Optional[str] = None):
+        """The method's validated settings; ``default_threshold`` applies when ``--threshold`` was not given
+        (methods with their own per-dataset configuration use that of ``dataset``, an eval dataset's name)."""
+        row = get_method(self.method)
+        options = {name: getattr(self, name) for name in (*row.options, "threshold")}
+        return row.settings_class().from_options(options, dataset, default_threshold)
 
-        With ``--method naclip``: NACLIP's settings, those of ``dataset`` (an eval dataset's name) if given.
-        """
-        from faseg_cli.engine.faseg.settings import parse_weights
+    def load(self, settings, candidates: Optional["CandidateOptions"] = None):
+        """The method's segmenter for these options (resolves, downloads if needed, loads); ``candidates`` give
+        the BLIP of methods that run one (``--caption-model``)."""
+        from faseg_cli.engine.methods import load_method
 
-        if self.method == "naclip":
-            return _naclip_settings(self, dataset)
-
-        return FasegSettings(
-            resolution=self.resolution,
-            cross_weights=parse_weights(self.cross_weights),
-            self_weights=parse_weights(self.self_weights),
-            tau=self.tau,
-            threshold=default_threshold if self.threshold is None else self.threshold,
-            flip=self.flip,
-            refine=self.refine,
-            inversion=self.inversion,
-            timestep=self.timestep,
+        caption_model = candidates.for_model(self.model).caption_model if candidates is not None else None
+        return load_method(
+            self.method,
+            self.model,
+            device=self.device,
+            dtype=self.dtype,
+            settings=settings,
+            caption_model=caption_model,
         )
-
-    def load(self, settings: FasegSettings):
-        """The ``Segmenter`` for these options (resolves, downloads if needed, loads)."""
-        from faseg_cli.engine.faseg.segmenter import Segmenter
-
-        return Segmenter.load(self.model, device=self.device, dtype=self.dtype, settings=settings, method=self.method)
 
 
 def _check_method(options: EngineOptions) -> None:
-    """Usage error for an unknown method or an option of the other method."""
-    from faseg_cli.engine.methods import METHODS
-
-    if options.method not in METHODS:
-        raise UsageError(f"--method {options.method}: expected one of {', '.join(METHODS)}")
-    other = EngineOptions.__dataclass_fields__
-    if options.method == "naclip":
-        changed = [n for n in FASEG_ONLY if getattr(options, n) != other[n].default]
-    else:
-        changed = ["pamr"] * (not options.pamr)
+    """Usage error for an unknown method or an option another method reads."""
+    row = get_method(options.method)
+    defaults = EngineOptions.__dataclass_fields__
+    others = dict.fromkeys(name for m in METHODS.values() for name in m.options if name not in row.options)
+    changed = [name for name in others if getattr(options, name) != defaults[name].default]
     if changed:
         flag = changed[0].replace("_", "-")
-        raise UsageError(
-            f"--{'no-' * (flag in ('flip', 'refine', 'pamr'))}{flag} does not apply to --method {options.method}"
-        )
-
-
-FASEG_ONLY = ("resolution", "flip", "refine", "inversion", "timestep", "cross_weights", "self_weights", "tau")
-"""Engine options that only FA-Seg reads."""
-
-
-def _naclip_settings(options: EngineOptions, dataset: Optional[str]) -> NaclipSettings:
-    settings = NaclipSettings.for_dataset(dataset) if dataset else NaclipSettings()
-    changes = {"pamr_steps": 0} if not options.pamr else {}
-    if options.threshold is not None:
-        changes["threshold"] = options.threshold
-    return settings.with_(**changes)
+        negated = defaults[changed[0]].type in (bool, "bool") and not getattr(options, changed[0])
+        raise UsageError(f"--{'no-' * negated}{flag} does not apply to --method {options.method}")
 
 
 @dataclass(frozen=True)
@@ -215,13 +202,12 @@ class CandidateOptions:
         return Captioner.load(self.caption_model, device, dtype)
 
     def for_model(self, model: str | None) -> "CandidateOptions":
-        """These options with the candidate models left unset filled in for the segmentation ``model``:
-        tiny-blip and tiny-clip go with the random-weight test models (tiny-random, tiny-clip: a
-        smoke test never downloads BLIP-large and CLIP), blip and clip with any other."""
-        from faseg_cli.models.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP, lookup
+        """These options with the candidate models left unset filled in for the diffusion ``model``:
+        tiny-blip and tiny-clip go with the methods' tiny models (so that a smoke test never downloads
+        BLIP-large and CLIP), blip and clip with any other."""
+        from faseg_cli.models.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP
 
-        source = lookup(model) if model else None
-        tiny = source is not None and source.builder is not None
+        tiny = _tiny(model)
         return replace(
             self,
             caption_model=self.caption_model or (TINY_BLIP if tiny else BLIP).name,
@@ -254,19 +240,27 @@ class CandidateOptions:
         """Load into a ``ClassSource`` the models it needs: the candidate generator when
         ``generate``, BLIP when captions are ``auto`` (BLIP is loaded at most once)."""
         from faseg_cli.cli.console import note
-        from faseg_cli.models.registry import TINY_RANDOM
 
         self.describe(source, generate, engine.model)
         if not generate and not source.auto_captions:
             return
         models = self.for_model(engine.model)
         defaulted = [chosen for chosen, given in zip(models.model_names(), self.model_names()) if given is None]
-        if engine.model == TINY_RANDOM.name and defaulted:
+        if _tiny(engine.model) and defaulted:
             note(f"with --model {engine.model}, candidates come from {' and '.join(defaulted)} (random weights)")
         if generate:
             source.generator = models.generator(engine, captions_given=source.real_captions)
         if source.auto_captions:
             source.captioner = models.captioner(engine)
+
+
+def _tiny(model: str | None) -> bool:
+    """Whether ``model`` is a random-weight test model built on this machine (tiny-random, tiny-clip, ...): its
+    candidates come from tiny-blip and tiny-clip, so that a smoke test never downloads BLIP-large and CLIP."""
+    from faseg_cli.models.registry import lookup
+
+    source = lookup(model) if model else None
+    return source is not None and source.builder is not None
 
 
 @dataclass(frozen=True)
@@ -320,7 +314,7 @@ def _from_fields(group, panel: str) -> list:
                 help=HELP[f.name],
                 metavar=_METAVARS.get(f.name, None if f.type is bool else f.name.upper()),
                 rich_help_panel=panel,
-                show_default=f.name not in ("threshold", "timestep"),
+                show_default=f.name not in ("threshold", "timestep", "seed", "model"),
             ),
         )
         for f in fields(group)

@@ -198,7 +198,7 @@ def segment(
     settings = engine.settings()
 
     def prepare():
-        segmenter = engine.load(settings)
+        segmenter = engine.load(settings, candidates)
         candidates.attach(source, engine, generate=source.classes is None and source.class_lists is None)
         return segment_jobs(segmenter, source)
 

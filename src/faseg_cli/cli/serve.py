@@ -95,7 +95,7 @@ def serve(
         candidates.vocabulary()
     sock = bind(host, port)
     try:
-        segmenter = engine.load(engine.settings())
+        segmenter = engine.load(engine.settings(), candidates)
         device, dtype = engine.resolve()
         vocabularies = builtin_names() + ([candidates.vocab] if candidates.vocab else [])
         chosen = candidates.for_model(engine.model)

@@ -1,16 +1,16 @@
 """What every method shares: the ``Segmentation`` result and ``SegmenterBase``.
 
-Each method (``faseg.segmenter.Segmenter``, ``naclip.segmenter.NaclipSegmenter``)
-implements ``_segment``; the base's ``segment_batch`` loads the images and checks the class
-lists around it, ``segment`` does one image, and the device choice is shared, so every
-command drives either method the same way.
+Each method's segmenter (listed in ``methods``) implements ``_segment``; the base's
+``segment_batch`` loads the images and checks the class lists around it, ``segment``
+does one image, and the device choice is shared, so every command drives every method
+the same way.
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,13 @@ class AttentionMaps:
     fused: torch.Tensor
     """``(G, K, L, L)`` weighted cross-attention."""
     refined: torch.Tensor
-    """``(G, K, L, L)`` after HARD, before flipping back."""
+    """``(G, K, L, L)`` after the self-attention refinement (FA-Seg: HARD), before flipping back."""
+    refinement: str = "HARD"
+    """What the refinement is called in heat maps."""
+    refined_scaled: bool = True
+    """Whether ``refined`` is on the 0-1 scale of the scores (FA-Seg); heat maps min-max scale it otherwise."""
+    steps: dict[str, torch.Tensor] = field(default_factory=dict)
+    """A method's own ``(G, K, L, L)`` maps between the fused and the refined one, by title (iSeg's clustered map)."""
 
 
 @dataclass
@@ -54,6 +60,8 @@ class Segmentation:
     maps: AttentionMaps | None = None
     background: np.ndarray | None = None
     """NACLIP: bool, like one score map: pixels its background queries win (background at every threshold)."""
+    class_prompts: list[str] | None = None
+    """DiffSegmenter: each class's own prompt (``prompt`` joins them with " | ")."""
 
     def labels_at(self, threshold: float) -> np.ndarray:
         """uint8 labels at the scores' resolution for another background threshold, as the method thresholds."""
@@ -125,6 +133,10 @@ class SegmenterBase:
     ) -> Segmentation:
         """Segment one image (a PIL image or a path) into ``classes``."""
         return self.segment_batch([image], [classes], [caption], keep_maps)[0]
+
+    def attention_arrays(self, result: Segmentation) -> dict:
+        """The arrays of ``attention.npz`` for ``result`` (segmented with ``keep_maps``); methods with maps only."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no attention maps")
 
     @staticmethod
     def select_devices(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:

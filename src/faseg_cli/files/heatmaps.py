@@ -90,9 +90,12 @@ def class_panels(result, k: int) -> list[Panel]:
     maps = result.maps
     panels = [Panel("image")]
     panels += [Panel(f"cross-attention {r}x{r}", "minmax", _array(maps.cross[r][0, k])) for r in sorted(maps.cross)]
+    panels.append(Panel("fused cross-attention", "minmax", _array(maps.fused[0, k])))
+    panels += [Panel(title, "minmax", _array(step[0, k])) for title, step in maps.steps.items()]
     panels += [
-        Panel("fused cross-attention", "minmax", _array(maps.fused[0, k])),
-        Panel("refined (HARD)", "absolute", _array(maps.refined[0, k])),
+        Panel(
+            f"refined ({maps.refinement})", "absolute" if maps.refined_scaled else "minmax", _array(maps.refined[0, k])
+        ),
         Panel("final score", "absolute", _array(result.scores[k])),
         Panel("mask", "mask", (result.labels == k + 1).astype(np.float32)),
     ]
@@ -173,7 +176,7 @@ def class_grid(image: Image.Image, result, k: int, tile: int = TILE, threshold: 
     gap, title_height = text, round(2.6 * text)
     columns, rows = grid_shape(len(panels))
     header = result.classes[k]
-    prompt = f'prompt: "{result.prompt}"'
+    prompt = f'prompt: "{result.class_prompts[k] if result.class_prompts else result.prompt}"'
     header_font = font_for(header, round(text * 1.4))
     top = round(text * 1.4) + 2 * gap
     bar = colour_bar(height, threshold, text)

@@ -51,6 +51,28 @@ DIFFUSION = ModelSource(
     license="CC-BY-NC-4.0 (non-commercial use only)",
 )
 
+SD15 = ModelSource(
+    name="sd15",
+    repo_id="stable-diffusion-v1-5/stable-diffusion-v1-5",
+    revision="451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
+    components=DIFFUSION.components,
+    extra_files=("model_index.json",),
+    description="Stable Diffusion 1.5 (UNet, VAE, CLIP text encoder; no safety checker), for DiffSegmenter",
+    license="CreativeML OpenRAIL-M (use-based restrictions; see the model card)",
+)
+
+SD21_BASE = ModelSource(
+    name="sd21-base",
+    repo_id="stabilityai/stable-diffusion-2-1-base",
+    revision="5ede9e4bf3e3fd1cb0ef2f7a3fff13ee514fdf06",
+    components=DIFFUSION.components,
+    extra_files=("model_index.json",),
+    description="Stable Diffusion 2.1-base (UNet, VAE, OpenCLIP-H text encoder), the model of iSeg",
+    license="CreativeML Open RAIL++-M (openrail++)",
+)
+"""The revision is the repository's last commit as cached snapshots across public code show it (the Hub
+itself was not reachable when it was pinned); see docs/algorithm.md."""
+
 BLIP = ModelSource(
     name="blip",
     repo_id="Salesforce/blip-image-captioning-large",
@@ -91,10 +113,18 @@ def _generated(name: str, components: tuple[Component, ...], what: str, builder:
 TINY_RANDOM = _generated(
     "tiny-random", DIFFUSION.components[:4], "diffusion model", "faseg_cli.models.random_diffusion:write_tiny_model"
 )
+TINY_SD21 = _generated(
+    "tiny-random-sd21",
+    DIFFUSION.components,
+    "Stable Diffusion 2.1-base-shaped model",
+    "faseg_cli.models.random_diffusion:write_tiny_sd21",
+)
 TINY_BLIP = _generated("tiny-blip", BLIP.components, "BLIP", "faseg_cli.models.random_clip_blip:write_tiny_blip")
 TINY_CLIP = _generated("tiny-clip", CLIP.components, "CLIP", "faseg_cli.models.random_clip_blip:write_tiny_clip")
 
-MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, TINY_RANDOM, BLIP, CLIP, TINY_BLIP, TINY_CLIP)}
+MODELS: dict[str, ModelSource] = {
+    m.name: m for m in (DIFFUSION, SD15, TINY_RANDOM, SD21_BASE, TINY_SD21, BLIP, CLIP, TINY_BLIP, TINY_CLIP)
+}
 
 
 def lookup(name_or_repo: str) -> ModelSource | None:

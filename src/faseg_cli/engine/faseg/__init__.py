@@ -1,7 +1,7 @@
 """FA-Seg (Che & Nguyen, 2026): segmentation from one recorded pass of a distilled Stable Diffusion.
 
-``settings`` holds its constants, ``diffusion`` loads the model, ``schedule`` is the one-step
-inversion, ``recording`` captures the attention maps, ``prompts`` builds the dual prompt,
-``refine`` is the model-free HARD maths, ``segmenter`` runs it all and ``dump`` lays the maps
-out for ``attention.npz``.
+A recipe on the diffusion core (``engine/diffusion``): ``settings`` holds its constants,
+``prompts`` builds the dual prompt and the class prompts, ``refine`` is the model-free
+HARD maths, ``segmenter`` runs the DDIM step and the recorded pass and ``dump`` lays the
+maps out for ``attention.npz``.
 """

@@ -1,4 +1,4 @@
-"""The dual prompt and the class token spans (SPEC §2.3-2.4).
+"""FA-Seg's dual prompt and its class prompts with each class's token span (SPEC §2.3-2.4).
 
 Class prompts are assembled from token ids rather than found again in decoded text,
 so any class name works (multi-token, repeated words, non-ASCII). When the classes
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from faseg_cli.engine.diffusion.tokens import assemble, fragment_ids
 from faseg_cli.errors import UsageError
 
 SEPARATOR = ","
@@ -57,10 +58,9 @@ class ClassPrompts:
 
 def build_class_prompts(tokenizer, classes: list[str]) -> ClassPrompts:
     """Tokenize each name once and assemble ``<bos> name , name , ... <eos> <pad>...`` per prompt."""
-    length = tokenizer.model_max_length
-    room = length - 2
-    separator = tokenizer(SEPARATOR, add_special_tokens=False).input_ids
-    name_ids = tokenizer(list(classes), add_special_tokens=False).input_ids if classes else []
+    room = tokenizer.model_max_length - 2
+    separator = fragment_ids(tokenizer, [SEPARATOR])[0]
+    name_ids = fragment_ids(tokenizer, classes)
     chunks: list[list[int]] = []
     used = 0
     for k, (name, ids) in enumerate(zip(classes, name_ids)):
@@ -77,19 +77,8 @@ def build_class_prompts(tokenizer, classes: list[str]) -> ClassPrompts:
             used = len(ids)
     rows, spans = [], []
     for p, chunk in enumerate(chunks or [[]]):
-        ids = [tokenizer.bos_token_id]
-        for j, k in enumerate(chunk):
-            if j:
-                ids += separator
-            spans.append((p, tuple(range(len(ids), len(ids) + len(name_ids[k])))))
-            ids += name_ids[k]
-        ids.append(tokenizer.eos_token_id)
-        rows.append(ids + [tokenizer.pad_token_id] * (length - len(ids)))
+        pieces = [piece for j, k in enumerate(chunk) for piece in ([separator] if j else []) + [name_ids[k]]]
+        ids, piece_spans = assemble(tokenizer, pieces)
+        rows.append(ids)
+        spans += [(p, span) for span in piece_spans[::2]]
     return ClassPrompts(torch.tensor(rows), tuple(spans))
-
-
-def tokenize_prompts(tokenizer, prompts: list[str]) -> torch.Tensor:
-    """Pad and truncate text prompts to the encoder's length, as Stable Diffusion does."""
-    return tokenizer(
-        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids

@@ -1,8 +1,8 @@
 """FA-Seg: load the diffusion model once, segment many images (SPEC §2).
 
 ``Segmenter`` is the Python API and the single code path behind every command:
-``segment``, ``attention`` and ``eval`` all call ``segment_batch``; ``method="naclip"``
-loads the NACLIP backend instead.
+``segment``, ``attention`` and ``eval`` all call ``segment_batch``; ``method=`` loads
+another method of ``engine.methods`` instead.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase
-from faseg_cli.engine.faseg.diffusion import DiffusionModel
-from faseg_cli.engine.faseg.prompts import build_class_prompts, text_prompt, tokenize_prompts
+from faseg_cli.engine.diffusion.model import DiffusionModel
+from faseg_cli.engine.diffusion.schedule import ddim_step, euler_step
+from faseg_cli.engine.diffusion.tokens import tokenize_prompts
+from faseg_cli.engine.faseg.prompts import build_class_prompts, text_prompt
 from faseg_cli.engine.faseg.refine import fuse_cross, hard_refine, merge_flipped
-from faseg_cli.engine.faseg.schedule import ddim_step, euler_step
 from faseg_cli.engine.faseg.settings import FasegSettings
 from faseg_cli.engine.scores import labels_from_scores, minmax
 from faseg_cli.errors import WeightsError
@@ -42,8 +43,8 @@ class Segmenter(SegmenterBase):
     ) -> Segmenter:
         """Resolve (download if needed) and load ``model``: a registered name, hub id or local directory.
 
-        ``method="naclip"`` loads a CLIP model (default ``clip``) into a ``NaclipSegmenter``
-        instead, with the same ``segment_batch`` and ``Segmentation`` results.
+        Another ``method`` (a name of ``engine.methods.METHODS``, e.g. ``"naclip"``) loads that method's
+        segmenter and default model instead, with the same ``segment_batch`` and ``Segmentation`` results.
         """
         if method != cls.method:
             from faseg_cli.engine.methods import load_method
@@ -63,6 +64,12 @@ class Segmenter(SegmenterBase):
         checked = super().check_classes(classes)
         build_class_prompts(self.model.tokenizer, checked)
         return checked
+
+    def attention_arrays(self, result: Segmentation) -> dict:
+        """``attention.npz`` in the layout of ``dump.attention_arrays``."""
+        from faseg_cli.engine.faseg.dump import attention_arrays
+
+        return attention_arrays(result, self.settings)
 
     def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
         """The dual prompt per image; images without classes get an all-background mask without the model."""
@@ -120,7 +127,7 @@ class Segmenter(SegmenterBase):
             latents = self._invert(latents, text)
             give_back_freed_memory()  # the first pass's, before the recorded pass
         with stage("unet"):
-            m.recorder.start(class_embeds, weights, m.prompt_length)
+            m.recorder.start(token_weights=weights, keys=class_embeds, segment=m.prompt_length)
             try:
                 m.unet_pass(latents, s.record_timestep, text)
             finally:

@@ -12,6 +12,10 @@ from dataclasses import dataclass, replace
 
 from faseg_cli.errors import UsageError
 
+INVERSIONS = ("ddim", "none", "euler")
+"""``ddim``: the published code (a DDIM step, then the recorded pass); ``none``: one recorded pass on the
+clean latent; ``euler``: a rectified-flow Euler step (the paper's reading, an ablation)."""
+
 LEVELS = (8, 4, 2, 1)
 """Divisors of the latent size that the weight tuples refer to, coarse to fine."""
 
@@ -82,6 +86,22 @@ class FasegSettings:
     def level_weights(self, weights: tuple[float, ...]) -> dict[int, float]:
         """Map a per-level weight tuple to ``{resolution: weight}`` for this input size."""
         return {self.latent_size // level: w for level, w in zip(LEVELS, weights)}
+
+    @classmethod
+    def from_options(
+        cls, options: dict, dataset: str | None = None, default_threshold: float | None = None
+    ) -> FasegSettings:
+        """The settings for the command-line choices ``options`` (fields of the same names; weights as text);
+        ``default_threshold`` (an eval dataset's) applies when no threshold was chosen."""
+        names = ("resolution", "flip", "refine", "inversion", "timestep", "tau")
+        fields = {k: options[k] for k in names if k in options}
+        for name in ("cross_weights", "self_weights"):
+            if name in options:
+                fields[name] = parse_weights(options[name])
+        threshold = options.get("threshold")
+        if threshold is None:
+            threshold = default_threshold
+        return cls(**fields, **({} if threshold is None else {"threshold": threshold}))
 
     def with_(self, **changes) -> FasegSettings:
         """A copy with some fields changed (validated again)."""

@@ -72,6 +72,16 @@ class NaclipSettings:
         if len(self.pixel_mean) != 3 or len(self.pixel_std) != 3 or min(self.pixel_std) <= 0:
             raise UsageError("NACLIP pixel_mean and pixel_std need 3 values, std positive")
 
+    @classmethod
+    def from_options(cls, options: dict, dataset: str | None = None, default_threshold: float | None = None):
+        """The settings for the command-line choices ``options`` (``pamr``, ``threshold``) and an eval ``dataset``'s
+        published configuration; ``default_threshold`` (FA-Seg's per-dataset value) does not apply to NACLIP."""
+        settings = cls.for_dataset(dataset) if dataset else cls()
+        changes = {"pamr_steps": 0} if not options.get("pamr", True) else {}
+        if options.get("threshold") is not None:
+            changes["threshold"] = options["threshold"]
+        return settings.with_(**changes)
+
     def with_(self, **changes) -> NaclipSettings:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)

@@ -1,8 +1,9 @@
-"""Load the diffusion components one by one and run their encoders (SPEC §1, §2.2).
+"""Load a Stable Diffusion-family model component by component and run its encoders and UNet (SPEC §1, §2.2).
 
-The Hub repository names a custom pipeline class that diffusers does not ship, so the
-UNet, VAE, text encoder and tokenizer are loaded separately. Only the VAE encoder is
-kept: the decoder is never read (see ``models/checkpoint.py``).
+Any SD-family layout works (the rectified-flow model, SD 1.5, SD 2.1-base): the UNet,
+VAE, text encoder and tokenizer are loaded separately, never through a pipeline class
+(the rectified-flow repository names one that diffusers does not ship). Only the VAE
+encoder is kept: the decoder is never read (see ``models/checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from faseg_cli.engine.faseg.recording import AttentionRecorder, RecordingAttnProcessor
-from faseg_cli.engine.faseg.schedule import REFERENCE_SCHEDULE, alphas_cumprod
+from faseg_cli.engine.diffusion.recording import AttentionRecorder, install
+from faseg_cli.engine.diffusion.schedule import REFERENCE_SCHEDULE, alphas_cumprod
 from faseg_cli.errors import WeightsError
 from faseg_cli.models.checkpoint import load_lean
 from faseg_cli.models.quiet import quiet_libraries
@@ -28,7 +29,7 @@ VAE_UNUSED = ("decoder", "post_quant_conv")
 
 @dataclass
 class DiffusionModel:
-    """The parts of a Stable Diffusion 1.x model that FA-Seg uses, with an attention recorder installed."""
+    """The parts of a Stable Diffusion model the methods use, with an attention recorder installed."""
 
     unet: torch.nn.Module
     vae: torch.nn.Module
@@ -78,7 +79,7 @@ class DiffusionModel:
                 delattr(vae, name)
         lean_resnets(vae.encoder)
         recorder = AttentionRecorder()
-        unet.set_attn_processor(RecordingAttnProcessor(recorder))
+        install(unet, recorder)
         layout = preferred_layout(device)
         for module in (unet, vae, text_encoder):
             if next(module.parameters()).dtype != dtype:
@@ -96,7 +97,7 @@ class DiffusionModel:
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Latents of ``(B, 3, R, R)`` images in [-1, 1]: the posterior mean times the scaling factor.
 
-        The reference samples the posterior with seed 0; the mean is the deterministic choice.
+        The published codes sample the posterior; the mean is faseg's deterministic choice.
         """
         vae = self.vae
         moments = vae.encoder(pixels.to(self.device, self.dtype, memory_format=self.memory_format))

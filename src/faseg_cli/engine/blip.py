@@ -1,9 +1,11 @@
-"""Unconditional image captions from BLIP-large (SPEC §3.1).
+"""BLIP-large: unconditional image captions (SPEC §3.1) and continuations of a text prefix (SPEC §6.1).
 
-Decoding is deterministic beam search (3 beams, 5 to 20 new tokens), the beam-search
-settings of BLIP's own captioning demo; the published FA-Seg captions do not record
-theirs. BLIP-large's artefacts ("arafed ...", "araflane ...") appear in the published
-captions too and are kept as they are.
+Captions are decoded by deterministic beam search (3 beams, 5 to 20 new tokens), the
+beam-search settings of BLIP's own captioning demo; the published FA-Seg captions do not
+record theirs. BLIP-large's artefacts ("arafed ...", "araflane ...") appear in the
+published captions too and are kept as they are. Continuations (DiffSegmenter's prompts)
+are greedy, at most ``max_length`` tokens in total, prefix included, as ``generate()``
+behaved by default in the transformers version the published code used.
 """
 
 from __future__ import annotations
@@ -77,3 +79,23 @@ class Captioner:
             ids = self.model.generate(pixel_values=pixels.to(self.device, self.dtype), **self.generate_options)
             captions += [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
         return captions
+
+    @torch.inference_mode()
+    def continue_text(self, image: Image.Image, prefixes: Sequence[str], max_length: int = 20) -> list[str]:
+        """BLIP's greedy continuation of each prefix for ``image``, decoded without special tokens (the whole
+        text, prefix included, at most ``max_length`` tokens)."""
+        pixels = self.image_processor(images=[to_rgb(image)], return_tensors="pt").pixel_values
+        pixels = pixels.to(self.device, self.dtype)
+        texts = []
+        for prefix in prefixes:
+            tokens = self.tokenizer(prefix, return_tensors="pt").to(self.device)
+            ids = self.model.generate(
+                pixel_values=pixels,
+                input_ids=tokens.input_ids,
+                attention_mask=tokens.attention_mask,
+                max_length=max_length,
+                do_sample=False,
+                num_beams=1,
+            )
+            texts.append(self.tokenizer.decode(ids[0], skip_special_tokens=True))
+        return texts

@@ -1,9 +1,11 @@
-"""The noise schedule and the one-step inversions that bring the latent to the recording timestep (SPEC §2.5).
+"""The noise schedule and the ways a latent reaches the recorded timestep (SPEC §2.5, §6.1).
 
-Pure tensor maths, no model. The published FA-Seg code takes one DDIM inversion step
+Pure tensor maths, no model. FA-Seg's published code takes one DDIM inversion step
 with the UNet at t = 1 (its pipeline forces ``steps_offset = 1``) from alpha_bar[0]
 (``set_alpha_to_one=False``) to alpha_bar[1], then records attention at t = 1 on the
-stepped latent.
+stepped latent. DiffSegmenter and iSeg add seeded Gaussian noise at t (``add_noise``,
+noise from ``seeded_noise``: a CPU generator, so the same seed gives the same latent
+on every device).
 """
 
 from __future__ import annotations
@@ -43,3 +45,14 @@ def ddim_step(x0: torch.Tensor, eps: torch.Tensor, alphas: torch.Tensor, t: int)
 def euler_step(x0: torch.Tensor, velocity: torch.Tensor, t: int) -> torch.Tensor:
     """Rectified-flow Euler step ``x_t = x_0 - (t / 1000) v(x_0, 0)``."""
     return (x0.float() - (t / 1000) * velocity.float()).to(x0.dtype)
+
+
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, alphas: torch.Tensor, t: int) -> torch.Tensor:
+    """``sqrt(abar_t) x0 + sqrt(1 - abar_t) noise``, as diffusers' ``DDIMScheduler.add_noise`` (fp32 maths)."""
+    at = alphas[t]
+    return (at.sqrt() * x0.float() + (1 - at).sqrt() * noise.float()).to(x0.dtype)
+
+
+def seeded_noise(seed: int, shape: tuple[int, ...] = (1, 4, 64, 64)) -> torch.Tensor:
+    """``torch.randn(shape)`` from a CPU generator seeded with ``seed`` (float32, CPU): device-independent."""
+    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed))

@@ -1,0 +1,135 @@
+"""Benchmark iSeg: time per image and its ratio to its floor, for K classes; FA-Seg on the same model beside it.
+
+By default it builds the full-size Stable Diffusion 2.1-base architecture (UNet with linear projections and
+5/10/20/20 heads, VAE, 23-layer OpenCLIP-H text encoder) with random weights: nothing is downloaded, and timings
+do not depend on weight values.
+
+    python benchmarks/bench_iseg.py                      # full size, K = 1, 3, 10
+    python benchmarks/bench_iseg.py --with-faseg         # FA-Seg's time on the same model and classes too
+    python benchmarks/bench_iseg.py --quick              # tiny model, seconds (used by the tests)
+
+The floor, measured in the same process on the same image: one VAE encode and one plain UNet pass (diffusers' own
+attention, no recording) on the iSeg prompt. Prints one line per K and, with ``--output``, writes the figures as
+JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from measure import machine, peak_memory_gib, reset_peak_memory, test_images, timed
+
+from faseg_cli.engine.diffusion.model import DiffusionModel
+from faseg_cli.engine.diffusion.schedule import add_noise, seeded_noise
+from faseg_cli.engine.faseg.segmenter import Segmenter
+from faseg_cli.engine.faseg.settings import FasegSettings
+from faseg_cli.engine.iseg.prompts import ClassName, build_prompt
+from faseg_cli.engine.iseg.segmenter import IsegSegmenter
+from faseg_cli.engine.iseg.settings import IsegSettings
+from faseg_cli.engine.timing import StageTimer
+from faseg_cli.models.device import select_device, select_dtype
+from faseg_cli.models.random_diffusion import random_components
+
+CLASSES = ("dog", "person", "car", "cat", "sofa", "chair", "bottle", "bird", "horse", "train")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="sd21", choices=["sd21", "tiny-sd21"], help="random architecture")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--counts", default="1,3,10", help="numbers of classes K")
+    parser.add_argument("--images", type=int, default=1, help="timed images per K (after one warm-up image)")
+    parser.add_argument("--with-faseg", action="store_true", help="also time FA-Seg on the same model and classes")
+    parser.add_argument("--quick", action="store_true", help="tiny model: a smoke test")
+    parser.add_argument("--output", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.preset, args.counts = "tiny-sd21", "1,2"
+    return args
+
+
+@torch.inference_mode()
+def floor_seconds(segmenter: IsegSegmenter, classes: list[str]) -> float:
+    """One VAE encode and one plain UNet pass on the iSeg prompt of ``classes``."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    s, m = segmenter.settings, segmenter.model
+    recording = m.unet.attn_processors
+    m.unet.set_attn_processor(AttnProcessor2_0())
+    prompt = build_prompt(m.tokenizer, [ClassName(c) for c in classes], s.context)
+    text = m.encode_text(torch.tensor([prompt.ids]))
+    try:
+        began = time.perf_counter()
+        latent = m.encode_images(torch.rand(1, 3, s.resolution, s.resolution) * 2 - 1)
+        noisy = add_noise(latent, seeded_noise(s.seed, tuple(latent.shape)).to(m.device, m.dtype), m.alphas, 100)
+        m.unet_pass(noisy, s.timestep, text)
+        if m.device.type == "cuda":
+            torch.cuda.synchronize(m.device)
+        return time.perf_counter() - began
+    finally:
+        m.unet.set_attn_processor(recording)
+
+
+def time_method(segmenter, images, classes) -> float:
+    """Seconds per image (after one warm-up image)."""
+    segmenter.segment(images[0], classes)
+    reset_peak_memory(segmenter.model.device)
+    began = time.perf_counter()
+    for image in images[1:]:
+        segmenter.segment(image, classes)
+    return (time.perf_counter() - began) / (len(images) - 1)
+
+
+def build_model(preset: str, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
+    unet, vae, text, tokenizer = random_components(preset)
+    return DiffusionModel.from_components(unet, vae, text, tokenizer, device, dtype, Path(f"random-{preset}"))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    device = select_device(args.device)
+    dtype = select_dtype(args.dtype, device)
+    model, load_s = timed(build_model, args.preset, device, dtype)
+    report = {"method": "iseg", "model": f"random {args.preset}", "load_s": load_s, "runs": []}
+    images = test_images(args.images + 1)
+    for count in (int(k) for k in args.counts.split(",")):
+        classes = list(CLASSES[:count])
+        timer = StageTimer(device)
+        segmenter = IsegSegmenter(model, IsegSettings(), timer)
+        seconds = time_method(segmenter, images, classes)
+        peak = peak_memory_gib(device)
+        floor = statistics.median(floor_seconds(segmenter, classes) for _ in range(2))
+        run = {
+            "classes": count,
+            "s_per_image": seconds,
+            "floor_s": floor,
+            "floor_ratio": seconds / floor,
+            "peak_memory_gib": peak,
+            "stage_median_s": {k: statistics.median(v) for k, v in timer.seconds.items()},
+        }
+        if args.with_faseg:
+            run["faseg_s_per_image"] = time_method(Segmenter(model, FasegSettings()), images, classes)
+            run["faseg_peak_memory_gib"] = peak_memory_gib(device)
+        report["runs"].append(run)
+        stages = " ".join(f"{k} {v:.2f}" for k, v in run["stage_median_s"].items())
+        faseg_note = f", FA-Seg {run['faseg_s_per_image']:.2f} s" if args.with_faseg else ""
+        print(
+            f"K={count}: {seconds:.2f} s/image ({run['floor_ratio']:.3f}x the floor, {floor:.2f} s){faseg_note}, "
+            f"peak {peak:.2f} GiB | median s: {stages}",
+            flush=True,
+        )
+    report.update(machine(device, dtype))
+    print(f"load average {report['load_average']}")
+    if args.output:
+        args.output.write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
