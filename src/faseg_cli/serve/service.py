@@ -13,7 +13,7 @@ import copy
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from PIL import Image
 
@@ -152,15 +152,14 @@ class SegmentService:
     def payload(self, request: SegmentRequest, outcome: SegmentOutcome) -> dict:
         """The JSON answer: what ``faseg segment --json`` prints, the settings, and the files as base64."""
         from faseg_cli.files.outputs import mask_png, overlay_jpeg
-        from faseg_cli.files.palette import voc_colormap
+        from faseg_cli.files.palette import class_colors
 
         result = outcome.result
-        colors, names = voc_colormap(), ["background", *result.classes]
         body = {
             "classes": result.classes,
             "prompt": result.prompt,
             "fractions": result.fractions(),
-            "colors": {name: "#%02x%02x%02x" % tuple(colors[k]) for k, name in enumerate(names)},
+            "colors": class_colors(result.classes),
             "seconds": round(outcome.seconds, 4),
             "width": request.image.width,
             "height": request.image.height,
@@ -174,8 +173,8 @@ class SegmentService:
 
 
 def settings_dict(settings) -> dict:
-    """Every field of a ``FasegSettings`` as JSON values (whatever fields it has)."""
-    return json.loads(json.dumps(asdict(settings), default=str))
+    """Every field of a method's settings as JSON values (whatever fields it has), as in effect."""
+    return json.loads(json.dumps(settings.recorded(), default=str))
 
 
 def _base64(data: bytes) -> str:

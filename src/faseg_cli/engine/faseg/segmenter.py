@@ -44,14 +44,15 @@ class Segmenter(SegmenterBase):
         ``method="naclip"`` loads a CLIP model (default ``clip``) into a ``NaclipSegmenter``
         instead, with the same ``segment_batch`` and ``Segmentation`` results.
         """
-        if method != cls.method:
-            from faseg_cli.engine.methods import load_method
+        from faseg_cli.engine.methods import DEFAULT_MODELS, check_model, load_method
 
+        if method != cls.method:
             return load_method(method, model, device=device, dtype=dtype, settings=settings)
         from faseg_cli.models.registry import DIFFUSION
         from faseg_cli.models.weights import resolve_model
 
-        model = model or "diffusion"
+        model = model or DEFAULT_MODELS[cls.method]
+        check_model(cls.method, model)
         torch_device, torch_dtype = cls.select_devices(device, dtype)
         path = resolve_model(model, DIFFUSION)
         cls.announce(model, torch_device, torch_dtype)
