@@ -70,7 +70,7 @@ def root(
 
 def _register() -> None:
     """Register every command with its examples, each accepting -q/--quiet after its name too."""
-    from faseg_cli.cli import attention, candidates, download, evaluate, segment, serve
+    from faseg_cli.cli import attention, candidates, download, evaluate, listing, segment, serve
 
     commands = {
         "segment": (segment.segment, segment.EXAMPLES),
@@ -78,6 +78,8 @@ def _register() -> None:
         "attention": (attention.attention, attention.EXAMPLES),
         "eval": (evaluate.evaluate, evaluate.EXAMPLES),
         "download": (download.download, download.EXAMPLES),
+        "models": (listing.models_command, listing.MODELS_EXAMPLES),
+        "vocab": (listing.vocab_command, listing.VOCAB_EXAMPLES),
         "serve": (serve.serve, serve.EXAMPLES),
     }
     for name, (command, examples) in commands.items():

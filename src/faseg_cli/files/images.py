@@ -8,6 +8,7 @@ RGB whatever the source mode (CMYK, grayscale, palette, alpha, 16-bit).
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -61,8 +62,10 @@ def _decode(source, name) -> Image.Image:
         raise InputError(f"{name}: permission denied") from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: not an image, or a format Pillow cannot read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{name}: image too large (over Pillow's decompression-bomb limit)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{_megapixels(int(pixels.group(1)))}; " if pixels else ""
+        raise InputError(f"{name}: image too large ({size}{_limit()})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: truncated or corrupt image data ({exc})") from None
 
@@ -73,10 +76,15 @@ def _check_size(name, img: Image.Image) -> None:
         raise InputError(f"{name}: image has no pixels ({width}x{height})")
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > limit:
-        raise InputError(
-            f"{name}: image too large ({width}x{height}, {width * height / 1e6:.0f} MP; the limit is "
-            f"{limit / 1e6:.0f} MP, Pillow's decompression-bomb guard)"
-        )
+        raise InputError(f"{name}: image too large ({width}x{height}, {_megapixels(width * height)}; {_limit()})")
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.3g} MP"
+
+
+def _limit() -> str:
+    return f"the limit is {_megapixels(Image.MAX_IMAGE_PIXELS)}, Pillow's decompression-bomb guard"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -45,7 +45,8 @@ class ModelSource:
     """Where a model comes from and which of its files faseg needs.
 
     ``builder`` names a local generator (``module:function`` writing the model into a
-    directory) for models that are made on this machine instead of downloaded.
+    directory) for models that are made on this machine instead of downloaded; ``kind`` says
+    which methods and options can use it; ``size`` is what it takes on disk, roughly.
     """
 
     name: str
@@ -55,6 +56,7 @@ class ModelSource:
     description: str
     kind: ModelKind
     license: str | None = None
+    size: str | None = None
     extra_files: tuple[str, ...] = ()
     builder: str | None = None
 
@@ -75,6 +77,7 @@ DIFFUSION = ModelSource(
     extra_files=("model_index.json",),
     description="2-Rectified Flow distilled from Stable Diffusion 1.5 (UNet, VAE, CLIP text encoder)",
     kind=SD15,
+    size="4.4 GB",
     license="CC-BY-NC-4.0 (non-commercial use only)",
 )
 
@@ -87,6 +90,7 @@ BLIP = ModelSource(
     ),
     description="BLIP-large image captioner (captions for candidate classes and text prompts)",
     kind=BLIP_MODEL,
+    size="1.9 GB",
     license="BSD-3-Clause",
 )
 
@@ -102,11 +106,14 @@ CLIP = ModelSource(
     ),
     description="CLIP ViT-B/16 (TagCLIP multi-label classifier and caption-word matching; NACLIP's model)",
     kind=CLIP_MODEL,
+    size="600 MB",
     license="MIT",
 )
 
 
-def _generated(name: str, like: ModelSource, builder: str, components: tuple[Component, ...] = ()) -> ModelSource:
+def _generated(
+    name: str, like: ModelSource, size: str, builder: str, components: tuple[Component, ...] = ()
+) -> ModelSource:
     """A tiny random-weight model of the kind and layout of ``like``, built locally for smoke tests."""
     return ModelSource(
         name=name,
@@ -117,15 +124,16 @@ def _generated(name: str, like: ModelSource, builder: str, components: tuple[Com
         "it runs anywhere in seconds, its output is meaningless",
         kind=like.kind,
         license="Apache-2.0 (made by faseg)",
+        size=size,
         builder=builder,
     )
 
 
 TINY_RANDOM = _generated(
-    "tiny-random", DIFFUSION, "faseg_cli.models.random_diffusion:write_tiny_model", DIFFUSION.components[:4]
+    "tiny-random", DIFFUSION, "8 MB", "faseg_cli.models.random_diffusion:write_tiny_model", DIFFUSION.components[:4]
 )
-TINY_BLIP = _generated("tiny-blip", BLIP, "faseg_cli.models.random_clip_blip:write_tiny_blip")
-TINY_CLIP = _generated("tiny-clip", CLIP, "faseg_cli.models.random_clip_blip:write_tiny_clip")
+TINY_BLIP = _generated("tiny-blip", BLIP, "0.2 MB", "faseg_cli.models.random_clip_blip:write_tiny_blip")
+TINY_CLIP = _generated("tiny-clip", CLIP, "0.3 MB", "faseg_cli.models.random_clip_blip:write_tiny_clip")
 
 MODELS: dict[str, ModelSource] = {m.name: m for m in (DIFFUSION, TINY_RANDOM, BLIP, CLIP, TINY_BLIP, TINY_CLIP)}
 

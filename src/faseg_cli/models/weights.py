@@ -197,8 +197,20 @@ def _check_layout(path: Path, source: ModelSource, shown: str) -> None:
         raise WeightsError(f"{shown} is not a complete {source.name} model directory: missing {', '.join(missing)}")
 
 
+def cached_path(source: ModelSource) -> Path | None:
+    """Where ``source`` already is on this machine (built or downloaded, complete), or None; fetches nothing."""
+    if source.builder:
+        target = _built_dir(source)
+        return None if missing_files(target, source.components) else target
+    return _cached(source)
+
+
+def _built_dir(source: ModelSource) -> Path:
+    return cache_dir() / "generated" / f"{source.name}-{source.revision}"
+
+
 def _built(source: ModelSource) -> Path:
-    target = cache_dir() / "generated" / f"{source.name}-{source.revision}"
+    target = _built_dir(source)
     if not missing_files(target, source.components):
         return target
     module, _, func = source.builder.partition(":")
