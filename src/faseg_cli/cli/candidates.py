@@ -26,8 +26,8 @@ EXAMPLES = examples(
         "faseg segment photos/ --vocab voc --classes-from candidates.jsonl",
     ),
     (
-        "TagCLIP alone, for paths on stdin, with the tiny test models (no download)",
-        "ls photos/*.jpg | faseg candidates - --vocab voc --candidate-source tagclip -m tiny-random",
+        "paths on stdin, with the tiny random-weight test models (no download)",
+        "ls photos/*.jpg | faseg candidates - --vocab voc -m tiny-random",
     ),
 )
 
