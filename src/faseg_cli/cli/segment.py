@@ -88,6 +88,36 @@ def json_record(item, files: dict, result, seconds: float, settings) -> str:
     )
 
 
+def replayed_record(item, files: dict, records: dict, settings) -> str:
+    """The JSON line of an image skipped by ``--skip-existing``, read back from its stored outputs (``records``:
+    their provenance records by path): as ``json_record``, with ``"skipped": true`` and no time spent."""
+    from faseg_cli.engine.base import label_fractions
+    from faseg_cli.files.outputs import read_labels
+    from faseg_cli.files.provenance import RESULT
+
+    kind, path = next(iter(files.items()))
+    found = records[path][RESULT]
+    return json.dumps(
+        {
+            "input": str(item.path),
+            "outputs": {kind: str(path) for kind, path in files.items()},
+            "classes": found["classes"],
+            "prompt": found["prompt"],
+            **settings.summary(),
+            "fractions": label_fractions(read_labels(kind, path), found["classes"]),
+            "seconds": 0.0,
+            "skipped": True,
+        }
+    )
+
+
+def replay_lines(batch: BatchOptions, settings):
+    """``run_image_command``'s ``replay``: with ``--json``, the line of each skipped image (else none)."""
+    if not batch.json_lines:
+        return None
+    return lambda entry, records: print_result(replayed_record(entry[0], entry[1].files, records, settings))
+
+
 def output_requests(source, candidates: CandidateOptions, engine: EngineOptions, settings):
     """Per input, the request its outputs are recorded with (``provenance``); None when its class
     list cannot be looked up (the image then fails when loaded)."""
@@ -165,7 +195,7 @@ def segment(
     Exit code 0: all done; 1: some inputs failed; 2: usage error.
     """
     from faseg_cli.cli.runner import run_image_command
-    from faseg_cli.files.outputs import write_mask, write_overlay, write_scores
+    from faseg_cli.files.outputs import together, write_mask, write_overlay, write_scores
 
     source = class_source(classes, classes_from, caption, captions_from, candidates)
     settings = engine.settings()
@@ -181,15 +211,25 @@ def segment(
         if not result.classes:
             note(f"{item.path}: no classes for this image; the mask is all background")
         record = output_record(plan, result, source)
-        write_mask(files["mask"], result.labels, record)
-        if overlay:
-            write_overlay(files["overlay"], job.image, result.labels, result.classes, record)
-        if scores:
-            write_scores(files["scores"], result.scores, result.classes, record)
+        with together():
+            write_mask(files["mask"], result.labels, record)
+            if overlay:
+                write_overlay(files["overlay"], job.image, result.labels, result.classes, record)
+            if scores:
+                write_scores(files["scores"], result.scores, result.classes, record)
         print_result(json_record(item, files, result, seconds, settings) if batch.json_lines else str(files["mask"]))
 
     kinds = ["mask"] + ["overlay"] * overlay + ["scores"] * scores
     made_with = output_requests(source, candidates, engine, settings)
     raise typer.Exit(
-        run_image_command(batch, kinds, prepare, emit, "Segmented", job_loader(source), made_with=made_with)
+        run_image_command(
+            batch,
+            kinds,
+            prepare,
+            emit,
+            "Segmented",
+            job_loader(source),
+            made_with=made_with,
+            replay=replay_lines(batch, settings),
+        )
     )
