@@ -29,7 +29,7 @@ def tree(tmp_path):
 def test_folders_files_globs_and_stdin(tree):
     found = collect_inputs(["a"])
     assert [i.path.name for i in found.items] == ["x.jpg", "y.png"]
-    assert any("skipped 1 files that are not images" in n for n in found.notes)
+    assert any("skipped 1 file that is not an image: notes.txt" in n for n in found.notes)
     assert [i.path.name for i in collect_inputs(["a"], recursive=True).items] == ["z.jpg", "x.jpg", "y.png"]
     assert [str(i.path) for i in collect_inputs(["*/x.jpg"]).items] == ["a/x.jpg", "b/x.jpg"]
     stdin = io.StringIO("a/x.jpg\n\nb/x.jpg\na/x.jpg\n")

@@ -110,7 +110,9 @@ def test_hub_id_not_cached_offline_is_one_line(tmp_path):
     result = runner.invoke(app, ["segment", "a.png", "--classes", "dog", "-m", "xcliu/2_rectified_flow_from_sd_1_5"])
     assert one_error_line(result.stderr).endswith(f"did you mean {DIFFUSION.repo_id}?")
     with pytest.raises(WeightsError, match="pass --clip-model with a local directory"):
-        resolve_model("clip", CLIP)
+        resolve_model("clip", CLIP, "--clip-model")
+    with pytest.raises(WeightsError, match="network access: did you mean|network access$"):
+        resolve_model("clip", CLIP, None)  # faseg download: no option names a local directory
 
 
 def test_download_through_the_hub_api(online, fake_hub, monkeypatch):

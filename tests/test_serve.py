@@ -234,7 +234,9 @@ def test_serve_warns_off_loopback_and_needs_its_extra(tiny_model_dir, monkeypatc
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "uvicorn" else find_spec(name))
     missing = runner.invoke(app, ["serve", *model])
     assert missing.exit_code == 1
-    assert missing.stderr == 'error: faseg serve needs the serve extra: pip install "faseg[serve]"\n'
+    assert (
+        missing.stderr.startswith("error: faseg serve needs the serve extra: ") and "-m pip install" in missing.stderr
+    )
     assert calls == [("192.0.2.1", 9), 10.0]
 
 

@@ -61,6 +61,16 @@ class PromptSource:
         return self.classes_name == AUTO
 
 
+def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
+    """A usage error naming the choices when ``value`` is neither one of them nor an existing file."""
+    from pathlib import Path
+
+    from faseg_cli.errors import UsageError
+
+    if value not in choices and not Path(value).expanduser().exists():
+        raise UsageError(f"{option} {value}: expected {', '.join(choices)} or a file (there is no file {value})")
+
+
 def prompt_source(candidates: str, captions: str | None, dataset, queries=None) -> PromptSource:
     """The source for the ``--candidates`` and ``--captions`` values; files are read now (usage errors early).
 
@@ -74,6 +84,8 @@ def prompt_source(candidates: str, captions: str | None, dataset, queries=None) 
 
     if captions is None:
         captions = AUTO if candidates == AUTO else "none"
+    _check_choice("--candidates", candidates, CLASS_SOURCES)
+    _check_choice("--captions", captions, (AUTO, "none"))
     from_file = candidates not in CLASS_SOURCES
     source = ClassSource(
         classes=list(dataset.prompt_names) if candidates == ALL else None,

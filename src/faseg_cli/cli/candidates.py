@@ -26,8 +26,8 @@ EXAMPLES = examples(
         "faseg segment photos/ --vocab voc --classes-from candidates.jsonl",
     ),
     (
-        "TagCLIP alone, for paths on stdin",
-        "ls photos/*.jpg | faseg candidates - --vocab voc --candidate-source tagclip",
+        "paths on stdin, with the tiny random-weight test models (no download)",
+        "ls photos/*.jpg | faseg candidates - --vocab voc -m tiny-random",
     ),
 )
 
@@ -51,6 +51,15 @@ def candidates_command(
     ),
     save_captions: Optional[Path] = typer.Option(
         None, "--save-captions", metavar="FILE", help="Also write {image_id: 'caption'}."
+    ),
+    model: Optional[str] = typer.Option(
+        None,
+        "--model",
+        "-m",
+        metavar="NAME",
+        help="The segmentation model the candidates are for, as in `faseg segment`: with tiny-random, "
+        "--caption-model and --clip-model default to tiny-blip and tiny-clip (no download).",
+        rich_help_panel="Candidate classes",
     ),
     batch: BatchOptions = None,
     candidates: CandidateOptions = None,
@@ -79,7 +88,7 @@ def candidates_command(
         return load_image(path), captions.get(path) if captions is not None else None
 
     def prepare():
-        generator = candidates.for_model(None).generator(devices, captions_given=captions is not None)
+        generator = candidates.chosen_for(model).generator(devices, captions_given=captions is not None)
         return lambda items: generator.generate(
             [image for image, _ in items], [c for _, c in items] if captions else None
         )

@@ -162,6 +162,30 @@ def error(message: str) -> None:
     stderr().print(f"[bold red]error:[/] {_escape(message)}")
 
 
+def _click_class(name: str):
+    """A class of click's exceptions (Typer vendors click in recent versions: found from ``typer.BadParameter``)."""
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name)
+
+
+CLICK_ERROR = _click_class("ClickException")
+CLICK_USAGE_ERROR = _click_class("UsageError")
+
+
+def usage_error(exc) -> int:
+    """Show a command-line parsing error (a ``ClickException``) as one ``error:`` line and, for a usage
+    error, one hint line naming the help page, instead of Typer's box; returns its exit code.
+    ``faseg`` alone (click's ``NoArgsIsHelpError``) shows the help, as it always did."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()
+        return exc.exit_code
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    error(message[:1].lower() + message[1:] if message[1:2].islower() else message)
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, CLICK_USAGE_ERROR) and ctx is not None:
+        stderr().print(f"see '{ctx.command_path} --help'", markup=False)
+    return exc.exit_code
+
+
 def warning(message: str) -> None:
     """Something done as documented but likely not what the user meant (the run goes on)."""
     stderr().print(f"[yellow]warning:[/] {_escape(message)}")

@@ -121,9 +121,12 @@ class EngineOptions(DeviceOptions):
     seed: Optional[int] = None
 
     def __post_init__(self) -> None:
+        from faseg_cli.engine.methods import check_model
+
         _check_method(self)
         if self.model is None:
             object.__setattr__(self, "model", get_method(self.method).default_model)
+        check_model(self.method, self.model)
 
     def settings(self, default_threshold: Optional[float] = None, dataset: Optional[str] = None):
         """The method's validated settings; ``default_threshold`` applies when ``--threshold`` was not given
@@ -171,8 +174,17 @@ class CandidateOptions:
 
     def __post_init__(self) -> None:
         from faseg_cli.candidates.pipeline import check_source
+        from faseg_cli.engine.methods import model_uses
+        from faseg_cli.models.registry import BLIP_MODEL, CLIP_MODEL
+        from faseg_cli.models.weights import check_kind
 
         check_source(self.candidate_source)
+        for model, kind, option in (
+            (self.caption_model, BLIP_MODEL, "--caption-model"),
+            (self.clip_model, CLIP_MODEL, "--clip-model"),
+        ):
+            if model is not None:
+                check_kind(model, (kind,), option, model_uses())
 
     def vocabulary(self):
         """The chosen vocabulary, or None."""
@@ -218,6 +230,16 @@ class CandidateOptions:
         """``(caption_model, clip_model)``."""
         return self.caption_model, self.clip_model
 
+    def chosen_for(self, model: str | None) -> "CandidateOptions":
+        """``for_model(model)``, saying on stderr when the tiny test models were picked for the user."""
+        from faseg_cli.cli.console import note
+
+        models = self.for_model(model)
+        defaulted = [chosen for chosen, given in zip(models.model_names(), self.model_names()) if given is None]
+        if _tiny(model) and defaulted:
+            note(f"with --model {model}, candidates come from {' and '.join(defaulted)} (random weights)")
+        return models
+
     def describe(self, source, generate: bool, model: str | None = None) -> None:
         """Record in a ``ClassSource`` what ``attach`` would load into it (``generated_with``) next to the
         diffusion ``model``; loads nothing."""
@@ -239,15 +261,10 @@ class CandidateOptions:
     def attach(self, source, engine: EngineOptions, generate: bool) -> None:
         """Load into a ``ClassSource`` the models it needs: the candidate generator when
         ``generate``, BLIP when captions are ``auto`` (BLIP is loaded at most once)."""
-        from faseg_cli.cli.console import note
-
         self.describe(source, generate, engine.model)
         if not generate and not source.auto_captions:
             return
-        models = self.for_model(engine.model)
-        defaulted = [chosen for chosen, given in zip(models.model_names(), self.model_names()) if given is None]
-        if _tiny(engine.model) and defaulted:
-            note(f"with --model {engine.model}, candidates come from {' and '.join(defaulted)} (random weights)")
+        models = self.chosen_for(engine.model)
         if generate:
             source.generator = models.generator(engine, captions_given=source.real_captions)
         if source.auto_captions:

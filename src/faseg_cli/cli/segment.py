@@ -72,6 +72,8 @@ def class_source(classes, classes_from, caption, captions_from, candidates: Cand
 
 def json_record(item, files: dict, result, seconds: float, settings) -> str:
     """The JSON line of one processed image (``settings``: those it was made with, FA-Seg's or NACLIP's)."""
+    from faseg_cli.files.palette import class_colors
+
     return json.dumps(
         {
             "input": str(item.path),
@@ -80,6 +82,7 @@ def json_record(item, files: dict, result, seconds: float, settings) -> str:
             "prompt": result.prompt,
             **settings.summary(),
             "fractions": result.fractions(),
+            "colors": class_colors(result.classes),
             "seconds": round(seconds, 4),
         }
     )

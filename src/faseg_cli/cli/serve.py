@@ -12,7 +12,7 @@ from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import FasegError, UsageError
 
-EXTRA = 'faseg serve needs the serve extra: pip install "faseg[serve]"'
+SERVE_PACKAGES = ("starlette", "uvicorn", "python-multipart")
 
 EXAMPLES = examples(
     ("a page and API on http://127.0.0.1:7860/", "faseg serve"),
@@ -170,7 +170,26 @@ def _check_extra() -> None:
     import importlib.util
 
     if any(importlib.util.find_spec(name) is None for name in ("starlette", "uvicorn", "multipart")):
-        raise FasegError(EXTRA)
+        raise FasegError(f"faseg serve needs the serve extra: {extra_command()}")
+
+
+def extra_command(prefix: str | None = None) -> str:
+    """The command that adds the serve extra's packages to this installation (``prefix``: its environment):
+    ``pipx inject faseg ...`` in a pipx environment (``pipx install ".[serve]"`` over an existing
+    install does nothing), else ``python -m pip install ...`` with this interpreter."""
+    import shlex
+    import sys
+    from importlib import metadata
+    from pathlib import Path
+
+    try:
+        wanted = [r.split(";")[0].strip() for r in metadata.requires("faseg") or [] if 'extra == "serve"' in r]
+    except metadata.PackageNotFoundError:
+        wanted = []
+    packages = " ".join(shlex.quote(r.replace(" ", "")) for r in wanted or SERVE_PACKAGES)
+    if (Path(prefix or sys.prefix) / "pipx_metadata.json").is_file():
+        return f"pipx inject faseg {packages}"
+    return f"{shlex.quote(sys.executable)} -m pip install {packages}"
 
 
 def _loopback(host: str) -> bool:

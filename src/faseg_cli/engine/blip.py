@@ -16,11 +16,12 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
+from faseg_cli.engine.methods import model_uses
 from faseg_cli.errors import WeightsError
 from faseg_cli.files.images import to_rgb
 from faseg_cli.models.quiet import quiet_libraries
-from faseg_cli.models.registry import BLIP
-from faseg_cli.models.weights import resolve_model
+from faseg_cli.models.registry import BLIP, BLIP_MODEL
+from faseg_cli.models.weights import check_kind, resolve_model
 
 log = logging.getLogger("faseg")
 
@@ -58,7 +59,8 @@ class Captioner:
         """Load BLIP by registry name, hub id or local directory; ``options`` go to the constructor."""
         from transformers import AutoTokenizer, BlipForConditionalGeneration, BlipImageProcessorPil
 
-        path = resolve_model(model, BLIP)
+        check_kind(model, (BLIP_MODEL,), "--caption-model", model_uses())
+        path = resolve_model(model, BLIP, "--caption-model")
         quiet_libraries()
         try:
             net = BlipForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)

@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from faseg_cli.engine.methods import model_uses
 from faseg_cli.errors import WeightsError
 from faseg_cli.files.images import to_rgb
 from faseg_cli.models.quiet import quiet_libraries
-from faseg_cli.models.registry import CLIP
-from faseg_cli.models.weights import resolve_model
+from faseg_cli.models.registry import CLIP, CLIP_MODEL
+from faseg_cli.models.weights import check_kind, resolve_model
 
 log = logging.getLogger("faseg")
 
@@ -124,11 +125,13 @@ class ClipEncoder:
         self.num_layers = vision.num_hidden_layers
 
     @classmethod
-    def load(cls, model: str = "clip", device: str | torch.device = "cpu") -> ClipEncoder:
-        """Load a CLIP model by registry name, hub id or local directory (fp32, eval mode)."""
+    def load(cls, model: str = "clip", device: str | torch.device = "cpu", option: str = "--clip-model") -> ClipEncoder:
+        """Load a CLIP model by registry name, hub id or local directory (fp32, eval mode); ``option`` is the
+        command-line option that named it (for errors)."""
         from transformers import AutoTokenizer, CLIPModel
 
-        path = resolve_model(model, CLIP)
+        check_kind(model, (CLIP_MODEL,), option, model_uses())
+        path = resolve_model(model, CLIP, option)
         quiet_libraries()
         try:
             net = CLIPModel.from_pretrained(path, dtype=torch.float32).to(device)

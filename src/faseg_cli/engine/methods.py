@@ -12,6 +12,7 @@ import importlib
 from dataclasses import dataclass
 
 from faseg_cli.errors import UsageError
+from faseg_cli.models.registry import BLIP_MODEL, CLIP_MODEL, SD15_MODEL, SD21_MODEL, ModelKind
 
 COMMANDS = ("segment", "eval", "attention", "serve", "candidates")
 """The commands that run a method's segmenter."""
@@ -34,8 +35,8 @@ class Method:
     """The registered model it loads when none is given."""
     tiny_model: str
     """Its tiny random-weight model (smoke tests, quickstart)."""
-    model_kinds: tuple[str, ...]
-    """The kinds of model it runs: ``diffusion`` (an SD-family model), ``clip``."""
+    model_kinds: tuple[ModelKind, ...]
+    """The kinds of model it runs (``--model`` of another kind is refused before loading)."""
     commands: tuple[str, ...]
     """The commands (of ``COMMANDS``) that support it."""
     options: tuple[str, ...]
@@ -74,7 +75,7 @@ METHODS: dict[str, Method] = {
             settings="faseg_cli.engine.faseg.settings:FasegSettings",
             default_model="diffusion",
             tiny_model="tiny-random",
-            model_kinds=("diffusion",),
+            model_kinds=(SD15_MODEL,),
             commands=COMMANDS,
             options=FASEG_OPTIONS,
             eval_candidates="auto",
@@ -87,7 +88,7 @@ METHODS: dict[str, Method] = {
             settings="faseg_cli.engine.naclip.settings:NaclipSettings",
             default_model="clip",
             tiny_model="tiny-clip",
-            model_kinds=("clip",),
+            model_kinds=(CLIP_MODEL,),
             commands=("segment", "eval", "serve", "candidates"),
             options=("pamr",),
             eval_candidates="all",
@@ -100,7 +101,7 @@ METHODS: dict[str, Method] = {
             settings="faseg_cli.engine.diffsegmenter.settings:DiffSegmenterSettings",
             default_model="sd15",
             tiny_model="tiny-random",
-            model_kinds=("diffusion",),
+            model_kinds=(SD15_MODEL,),
             commands=COMMANDS,
             options=("resolution", "seed"),
             eval_candidates="auto",
@@ -114,7 +115,7 @@ METHODS: dict[str, Method] = {
             settings="faseg_cli.engine.iseg.settings:IsegSettings",
             default_model="sd21-base",
             tiny_model="tiny-random-sd21",
-            model_kinds=("diffusion",),
+            model_kinds=(SD21_MODEL,),
             commands=COMMANDS,
             options=("seed",),
             eval_candidates="auto",
@@ -135,9 +136,28 @@ def get(name: str) -> Method:
         raise UsageError(f"--method {name}: expected one of {', '.join(METHODS)}") from None
 
 
+OTHER_USES = ((CLIP_MODEL, "--clip-model"), (BLIP_MODEL, "--caption-model"))
+"""Where the candidate-class models belong."""
+
+
+def model_uses() -> tuple:
+    """``(kind, where it is used)`` pairs for hints: each method's kinds, then the candidate models' options."""
+    return tuple((kind, f"--method {m.name}") for m in METHODS.values() for kind in m.model_kinds) + OTHER_USES
+
+
+def check_model(method: str, model: str | None) -> None:
+    """A usage error, before anything loads, for an unknown method or a model ``method`` cannot run
+    (``tiny-clip`` under FA-Seg: "tiny-clip is a CLIP model: use it with --method naclip ...")."""
+    from faseg_cli.models.weights import check_kind
+
+    row = get(method)
+    check_kind(model or row.default_model, row.model_kinds, f"--method {method}", model_uses())
+
+
 def load_method(method: str, model: str | None, *, device: str, dtype: str, settings=None, caption_model=None):
     """The loaded segmenter of ``method`` (its default model when ``model`` is None); ``caption_model`` is the
     BLIP of methods that run one (default: theirs)."""
+    check_model(method, model)
     row = get(method)
     extra = {"caption_model": caption_model} if row.captioner else {}
     segmenter = row.segmenter_class()

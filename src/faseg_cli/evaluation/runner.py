@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +185,7 @@ def evaluate(
         "method": segmenter.method,
         "model": _model_info(segmenter, model_name),
         "generated_with": prompts.source.generated_with,
-        "settings": {k: v for k, v in asdict(segmenter.settings).items() if k != "threshold"},
+        "settings": {k: v for k, v in segmenter.settings.recorded().items() if k != "threshold"},
         "thresholds": list(thresholds),
     }
     samples = workers.shard(dataset.samples()[:limit])

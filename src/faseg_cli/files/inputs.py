@@ -107,6 +107,18 @@ def stdin_paths(stdin: TextIO | None, null: bool) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+SHOWN = 3
+"""Skipped files named in a note before "and N more"."""
+
+
+def _named(skipped: list[Path], folder: Path) -> str:
+    """``1 file that is not an image: notes.txt`` / ``5 files that are not images: a, b, c and 2 more``."""
+    names = ", ".join(str(p.relative_to(folder)) for p in skipped[:SHOWN])
+    more = f" and {len(skipped) - SHOWN} more" if len(skipped) > SHOWN else ""
+    what = "1 file that is not an image" if len(skipped) == 1 else f"{len(skipped)} files that are not images"
+    return f"{what}: {names}{more}"
+
+
 def _add_folder(folder: Path, recursive: bool, extensions, add, found: CollectedInputs, skip: Path | None) -> None:
     """Add a folder's images; ``skip`` (the output folder, resolved) is left out when it lies inside."""
     inside = skip is not None and skip != folder.resolve() and folder.resolve() in skip.parents
@@ -120,7 +132,7 @@ def _add_folder(folder: Path, recursive: bool, extensions, add, found: Collected
     ]
     images = [p for p in files if p.suffix.lower() in extensions]
     if len(images) < len(files):
-        found.notes.append(f"{folder}: skipped {len(files) - len(images)} files that are not images")
+        found.notes.append(f"{folder}: skipped {_named([p for p in files if p not in images], folder)}")
     images = _without_outputs(folder, images, found)
     if not images:
         found.notes.append(f"{folder}: no images found" + ("" if recursive else " (use --recursive for subfolders)"))

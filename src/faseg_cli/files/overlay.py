@@ -1,4 +1,4 @@
-"""The overlay picture: the image tinted with the label colours, and a legend beside it.
+"""The overlay picture: the image tinted with the label colours, and a legend below or beside it.
 
 The legend lies outside the picture, below a landscape one and to the right of a
 portrait one, wrapped into as many columns or rows as it needs: no image is too

@@ -17,3 +17,10 @@ def voc_colormap(n: int = 256) -> np.ndarray:
             value >>= 3
         colors[label] = (r, g, b)
     return colors
+
+
+def class_colors(classes) -> dict[str, str]:
+    """``{"background": "#000000", class: "#rrggbb", ...}``: the colour of each label of a mask, by name
+    (the ``colors`` of ``faseg segment --json`` and of the server's answer)."""
+    colors = voc_colormap(len(classes) + 1)
+    return {name: "#%02x%02x%02x" % tuple(colors[k]) for k, name in enumerate(["background", *classes])}

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from faseg_cli.errors import UsageError, WeightsError
 from faseg_cli.models.quiet import quiet_hub
-from faseg_cli.models.registry import MODELS, Component, ModelSource, lookup, suggest
+from faseg_cli.models.registry import FAMILIES, MODELS, Component, ModelKind, ModelSource, lookup, suggest
 
 log = logging.getLogger("faseg")
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
-_OPTION = {"blip": "--caption-model", "clip": "--clip-model"}
-"""The command-line option choosing a model of each layout (``--model`` for the diffusion model)."""
 
 PROBE_TIMEOUT = 10.0
 """Seconds the Hub may take to answer the lookup before faseg says it cannot be reached."""
@@ -85,12 +85,46 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1) or "\\" in model
 
 
-def resolve_model(model: str, default: ModelSource) -> Path:
+def model_kind(model: str) -> ModelKind | None:
+    """What ``model`` is, found without loading or downloading anything: a registered model's kind,
+    a local directory's family from its files (``model_index.json`` or ``unet/``: diffusion; the
+    ``model_type`` of ``config.json``: CLIP or BLIP), or None when unknown (an unregistered Hub id)."""
+    local = Path(model).expanduser()
+    if local.is_dir():
+        if (local / "model_index.json").is_file() or (local / "unet").is_dir():
+            return FAMILIES["diffusion"]
+        try:
+            model_type = json.loads((local / "config.json").read_text("utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return FAMILIES.get(model_type)
+    source = lookup(_parse(model)[0])
+    return source.kind if source else None
+
+
+def check_kind(model: str, wanted: Sequence[ModelKind], needed_by: str, uses: Sequence[tuple[ModelKind, str]]) -> None:
+    """A usage error when ``model`` is known to be of none of the ``wanted`` kinds (checked before loading).
+
+    ``needed_by`` names what asked for the model (``--method fa-seg``); ``uses`` pairs each kind with
+    where such a model belongs (``(CLIP_MODEL, "--method naclip")``), for the hint.
+    """
+    kind = model_kind(model)
+    if kind is None or any(kind.fits(w) for w in wanted):
+        return
+    use = next((where for known, where in uses if kind.fits(known)), None)
+    hint = f": use it with {use}" if use else ""
+    needs = " or ".join(dict.fromkeys(w.description for w in wanted))
+    raise UsageError(f"{model} is a {kind.description}{hint} ({needed_by} needs a {needs})")
+
+
+def resolve_model(model: str, default: ModelSource, option: str | None = "--model") -> Path:
     """Return a directory holding ``model`` in the layout of ``default``.
 
     ``model`` is a registered name, a hub id (``owner/name`` or ``owner/name@revision``)
     or a local directory. Registered models use their pinned revision; generated ones
     are built into the cache on first use; anything else is downloaded once and cached.
+    ``option`` is the command-line option that names this model (errors suggest it for a
+    local directory; None: no such option, as in ``faseg download``).
     """
     local = Path(model).expanduser()
     if local.is_dir():
@@ -110,12 +144,14 @@ def resolve_model(model: str, default: ModelSource) -> Path:
             components=default.components,
             extra_files=default.extra_files,
             description=f"{repo} (unregistered, same layout as {default.name})",
+            kind=default.kind,
+            license=None,
         )
     elif revision:
         source = ModelSource(**{**source.__dict__, "revision": revision})
     if source.builder:
         return _built(source)
-    return _cached(source) or _download(source, model, default)
+    return _cached(source) or _download(source, model, option)
 
 
 def _unknown(name: str) -> str:
@@ -161,8 +197,20 @@ def _check_layout(path: Path, source: ModelSource, shown: str) -> None:
         raise WeightsError(f"{shown} is not a complete {source.name} model directory: missing {', '.join(missing)}")
 
 
+def cached_path(source: ModelSource) -> Path | None:
+    """Where ``source`` already is on this machine (built or downloaded, complete), or None; fetches nothing."""
+    if source.builder:
+        target = _built_dir(source)
+        return None if missing_files(target, source.components) else target
+    return _cached(source)
+
+
+def _built_dir(source: ModelSource) -> Path:
+    return cache_dir() / "generated" / f"{source.name}-{source.revision}"
+
+
 def _built(source: ModelSource) -> Path:
-    target = cache_dir() / "generated" / f"{source.name}-{source.revision}"
+    target = _built_dir(source)
     if not missing_files(target, source.components):
         return target
     module, _, func = source.builder.partition(":")
@@ -187,10 +235,10 @@ def _cached(source: ModelSource) -> Path | None:
     return None if missing_files(path, source.components) else path
 
 
-def _download(source: ModelSource, model: str, default: ModelSource) -> Path:
-    """Download ``source`` into the hub cache; ``model`` (as the user wrote it) and ``default`` go into errors."""
+def _download(source: ModelSource, model: str, option: str | None) -> Path:
+    """Download ``source`` into the hub cache; ``model`` (as the user wrote it) and ``option`` go into errors."""
     short = source.revision[:10]
-    files = _repo_files(source, model, default)
+    files = _repo_files(source, model, option)
     from huggingface_hub import snapshot_download
 
     if source.license:
@@ -207,14 +255,13 @@ def _download(source: ModelSource, model: str, default: ModelSource) -> Path:
         )
     except Exception as exc:  # noqa: BLE001 - network and hub failures all end the same way
         raise WeightsError(
-            f"could not download {source.repo_id}@{short}: {_reason(exc)}"
-            f" (check the network, or pass {_option(default)} with a local directory)"
+            f"could not download {source.repo_id}@{short}: {_reason(exc)} (check the network{_local(option, ', or ')})"
         ) from exc
     _check_layout(path, source, f"{source.repo_id}@{short}")
     return path
 
 
-def _repo_files(source: ModelSource, model: str, default: ModelSource) -> list[str]:
+def _repo_files(source: ModelSource, model: str, option: str | None) -> list[str]:
     """The files of ``source`` at its revision, from one Hub request without retries.
 
     Offline mode, an unreachable Hub, an unknown repository or revision each become
@@ -230,12 +277,12 @@ def _repo_files(source: ModelSource, model: str, default: ModelSource) -> list[s
 
     offline = "the Hub is offline (HF_HUB_OFFLINE is set)"
     if hub_offline():
-        raise _not_cached(source, model, default, offline)
+        raise _not_cached(source, model, option, offline)
     quiet_hub()
     try:
         info = HfApi().model_info(source.repo_id, revision=source.revision, timeout=PROBE_TIMEOUT)
     except OfflineModeIsEnabled:
-        raise _not_cached(source, model, default, offline) from None
+        raise _not_cached(source, model, option, offline) from None
     except GatedRepoError:
         raise WeightsError(
             f"{source.repo_id} is gated: accept its terms on {constants.ENDPOINT}/{source.repo_id} "
@@ -250,26 +297,37 @@ def _repo_files(source: ModelSource, model: str, default: ModelSource) -> list[s
         raise WeightsError(f"{source.repo_id} has no revision {source.revision} on the Hub") from None
     except Exception as exc:  # noqa: BLE001 - no network, DNS, proxy, TLS, timeout: all mean "unreachable"
         reason = f"the Hub cannot be reached ({constants.ENDPOINT}: {_reason(exc)})"
-        raise _not_cached(source, model, default, reason) from None
+        raise _not_cached(source, model, option, reason) from None
     return [sibling.rfilename for sibling in info.siblings or []]
 
 
-def _not_cached(source: ModelSource, model: str, default: ModelSource, why: str) -> WeightsError:
+def _not_cached(source: ModelSource, model: str, option: str | None, why: str) -> WeightsError:
     return WeightsError(
         f"{source.repo_id}@{source.revision[:10]} is not in the cache ({_hub_cache()}) and {why}: "
-        f"run `faseg download {model}` on a machine with network access, "
-        f"or pass {_option(default)} with a local directory{_hint(source.repo_id)}"
+        f"run `{download_command(model, source)}` on a machine with network access"
+        f"{_local(option, ', or ')}{_hint(source.repo_id)}"
     )
+
+
+def download_command(model: str, source: ModelSource) -> str:
+    """The ``faseg download`` command line that fetches ``model`` (``source``: what it resolved to) in its
+    layout: an unregistered Hub id of another kind than the diffusion model's names its ``--kind``."""
+    from faseg_cli.models.registry import DIFFUSION
+
+    registered = lookup(_parse(model)[0]) is not None
+    kind = "" if registered or source.kind == DIFFUSION.kind else f" --kind {source.kind.name}"
+    return f"faseg download{kind} {model}"
+
+
+def _local(option: str | None, joiner: str) -> str:
+    """``, or pass --model with a local directory`` (nothing where no option names the model)."""
+    return f"{joiner}pass {option} with a local directory" if option else ""
 
 
 def _hint(repo_id: str) -> str:
     """``; did you mean <registered model>?`` when ``repo_id`` is a near miss of one, else nothing."""
     close = suggest(repo_id)
     return f"; did you mean {close}?" if close and close != repo_id else ""
-
-
-def _option(default: ModelSource) -> str:
-    return _OPTION.get(default.name, "--model")
 
 
 def _reason(exc: Exception) -> str:

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from PIL import Image
 
@@ -184,16 +184,15 @@ class SegmentService:
         """The JSON answer: what ``faseg segment --json`` prints, the settings, and the files as base64
         (carrying the same provenance record as the command's files)."""
         from faseg_cli.files.outputs import mask_png, overlay_jpeg
-        from faseg_cli.files.palette import voc_colormap
+        from faseg_cli.files.palette import class_colors
 
         record = self.record(request, outcome)
         result = outcome.result
-        colors, names = voc_colormap(), ["background", *result.classes]
         body = {
             "classes": result.classes,
             "prompt": result.prompt,
             "fractions": result.fractions(),
-            "colors": {name: "#%02x%02x%02x" % tuple(colors[k]) for k, name in enumerate(names)},
+            "colors": class_colors(result.classes),
             "seconds": round(outcome.seconds, 4),
             "width": request.image.width,
             "height": request.image.height,
@@ -207,8 +206,8 @@ class SegmentService:
 
 
 def settings_dict(settings) -> dict:
-    """Every field of a ``FasegSettings`` as JSON values (whatever fields it has)."""
-    return json.loads(json.dumps(asdict(settings), default=str))
+    """Every field of a method's settings as JSON values (whatever fields it has), as in effect."""
+    return json.loads(json.dumps(settings.recorded(), default=str))
 
 
 def release_memory() -> None:

@@ -46,14 +46,15 @@ class Segmenter(SegmenterBase):
         Another ``method`` (a name of ``engine.methods.METHODS``, e.g. ``"naclip"``) loads that method's
         segmenter and default model instead, with the same ``segment_batch`` and ``Segmentation`` results.
         """
-        if method != cls.method:
-            from faseg_cli.engine.methods import load_method
+        from faseg_cli.engine.methods import check_model, get, load_method
 
+        if method != cls.method:
             return load_method(method, model, device=device, dtype=dtype, settings=settings)
         from faseg_cli.models.registry import DIFFUSION
         from faseg_cli.models.weights import resolve_model
 
-        model = model or "diffusion"
+        model = model or get(cls.method).default_model
+        check_model(cls.method, model)
         torch_device, torch_dtype = cls.select_devices(device, dtype)
         path = resolve_model(model, DIFFUSION)
         cls.announce(model, torch_device, torch_dtype)

@@ -8,7 +8,7 @@ are listed coarse to fine: the latent size divided by 8, 4, 2 and 1, which is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from faseg_cli.errors import UsageError
 
@@ -71,6 +71,11 @@ class FasegSettings:
     def summary(self) -> dict:
         """What a result line says about how it was made."""
         return {"method": "fa-seg", "inversion": self.inversion, "timestep": self.record_timestep}
+
+    def recorded(self) -> dict:
+        """Every field as results record it (``/health``, eval's JSON): the values in effect, so the
+        timestep is the one the attention is recorded at, never None."""
+        return {**asdict(self), "timestep": self.record_timestep}
 
     @property
     def record_timestep(self) -> int:

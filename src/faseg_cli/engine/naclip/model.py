@@ -50,7 +50,7 @@ class NaclipModel:
         from faseg_cli.models.registry import CLIP
         from faseg_cli.models.weights import resolve_model
 
-        return cls(ClipEncoder.load(model, device), resolve_model(model, CLIP), dtype)
+        return cls(ClipEncoder.load(model, device, option="--model"), resolve_model(model, CLIP), dtype)
 
     def query_features(self, names: Sequence[str]) -> torch.Tensor:
         """``(Q, E)`` fp32 embeddings of ``names``: the 80 ImageNet templates' mean (``naclip.py:28-41``), cached."""

@@ -8,7 +8,7 @@ Defaults are those of the published code (github sinahmr/NACLIP, commit 0cac3a6,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from faseg_cli.errors import UsageError
 
@@ -55,6 +55,10 @@ class NaclipSettings:
     def summary(self) -> dict:
         """What a result line says about how it was made."""
         return {"method": "naclip", "pamr": self.pamr_steps > 0}
+
+    def recorded(self) -> dict:
+        """Every field as results record it (``/health``, eval's JSON)."""
+        return asdict(self)
 
     def __post_init__(self) -> None:
         if min(self.short_side, self.long_side) < 1:
