@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from faseg_cli.engine.iseg import maths
+from faseg_cli.engine.iseg.settings import SQUARED_BACKGROUND
 from faseg_cli.engine.scores import labels_from_scores
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -44,7 +45,7 @@ class Case:
 
     def labels(self, scores: torch.Tensor) -> torch.Tensor:
         """faseg's labels of scores at the image size: the second min-max, then the configuration's threshold."""
-        return labels_from_scores(maths.rescale(scores), self.meta.get("threshold", maths.SQUARED_BACKGROUND))
+        return labels_from_scores(maths.rescale(scores), self.meta.get("threshold", SQUARED_BACKGROUND))
 
 
 @pytest.fixture(scope="module", params=CASES)

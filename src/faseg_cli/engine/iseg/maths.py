@@ -31,10 +31,6 @@ SCORE_SIZE = 512
 """The published code's square test size: the refined maps are brought to it and min-maxed there first."""
 LABEL_EPSILON = 1e-6
 """Added to the span of the second min-max (the published ``cam_to_label``)."""
-SQUARED_BACKGROUND = (3 - 5**0.5) / 2
-"""VOC's and Context's background rule as a threshold: the published background score ``(1 - m)^2`` of a pixel
-whose best class scores ``m`` wins the argmax exactly when ``m < 0.382`` (COCO-Object's rule is a threshold,
-0.45), so ``scores.labels_from_scores`` gives both rules' labels."""
 
 
 def emphasise(embedding: torch.Tensor, positions: list[int], gamma: float) -> torch.Tensor:

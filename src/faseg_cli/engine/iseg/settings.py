@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from faseg_cli.engine.iseg.maths import SQUARED_BACKGROUND
 from faseg_cli.errors import UsageError
+
+SQUARED_BACKGROUND = (3 - 5**0.5) / 2
+"""VOC's and Context's background rule as a threshold: the published background score ``(1 - m)^2`` of a pixel
+whose best class scores ``m`` wins the argmax exactly when ``m < 0.382`` (COCO-Object's rule is a threshold,
+0.45), so ``scores.labels_from_scores`` gives both rules' labels."""
 
 VOC_HEADS = {
     32: (22, 5, 21, 13, 8, 27, 28, 6, 25),
