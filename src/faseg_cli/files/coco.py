@@ -21,7 +21,7 @@ import numpy as np
 
 from faseg_cli import __version__
 from faseg_cli.files.outputs import atomic_write
-from faseg_cli.files.provenance import NPZ_KEY
+from faseg_cli.files.provenance import NPZ_KEY, RESULT
 from faseg_cli.files.regions import regions
 
 
@@ -78,13 +78,20 @@ def write_regions(path: Path, found: dict, record: str | None = None) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def read_regions(path: Path) -> dict | None:
-    """A regions record as written; None when it is missing or unreadable."""
+def read_regions(path: Path, expected: dict | None = None) -> dict | None:
+    """A regions record as written; None when it is missing or unreadable or, given the ``expected``
+    request (``OutputPaths.request_of``), when it was made otherwise."""
     try:
         found = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    return found if isinstance(found, dict) and isinstance(found.get("regions"), list) else None
+    if not (isinstance(found, dict) and isinstance(found.get("regions"), list)):
+        return None
+    if expected is not None:
+        made = found.get(NPZ_KEY)
+        if not isinstance(made, dict) or {k: v for k, v in made.items() if k != RESULT} != expected:
+            return None
+    return found
 
 
 def categories_of(records: Iterable[dict]) -> list[str]:

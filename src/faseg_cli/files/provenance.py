@@ -1,7 +1,8 @@
 """What produced each output file, recorded inside it, so that a resume keeps only true matches.
 
 Every output carries a JSON *record*: a PNG in its ``faseg`` text chunk, a JPEG in its
-comment, an ``.npz`` in its ``provenance`` array, a folder in its ``attention.npz``.
+comment, an ``.npz`` in its ``provenance`` array, a JSON file in its ``provenance`` member,
+a folder in its ``attention.npz``.
 The record is the *request*: everything that decides the output and is known before
 any model runs (the faseg version, the model, every field of ``FasegSettings`` via
 ``dataclasses.asdict``, the image's class list and caption or what generates them,
@@ -69,14 +70,16 @@ def read_request(path: Path) -> dict | None:
     try:
         if path.is_dir():
             path = path / FOLDER_FILE
-        if path.suffix == ".npz":
+        if path.suffix == ".json":
+            text = json.dumps(json.loads(path.read_text("utf-8")).get(NPZ_KEY))
+        elif path.suffix == ".npz":
             with np.load(path) as arrays:
                 text = str(arrays[NPZ_KEY]) if NPZ_KEY in arrays.files else None
         else:
             with Image.open(path) as image:
                 text = image.info.get(PNG_KEY) if image.format == "PNG" else image.info.get("comment")
         found = json.loads(text) if text else None
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, AttributeError):
         return None
     if not isinstance(found, dict):
         return None
