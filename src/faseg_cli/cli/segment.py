@@ -27,7 +27,10 @@ EXAMPLES = examples(
         "one image into dog, person and background, with a coloured overlay",
         "faseg segment photo.jpg --classes dog,person --overlay",
     ),
-    ("a folder and its subfolders, masks into masks/", "faseg segment photos/ -r --classes cat -o masks"),
+    (
+        "a folder and its subfolders, masks into masks/ and one COCO file (RLE masks) for annotation tools",
+        "faseg segment photos/ -r --classes cat -o masks --coco masks.json",
+    ),
     (
         "classes found per image among COCO's, with a BLIP caption",
         "faseg segment photo.jpg --vocab coco --caption auto",
