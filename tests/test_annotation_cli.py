@@ -142,7 +142,8 @@ def test_skip_existing_rebuilds_the_coco_file_from_every_image(run, photos):
         (["--coco", "run.json", "--min-area", "5"], "--min-area applies to --instances"),
         (["--instances"], "--instances and --min-area apply to --coco and --yolo"),
         (["--vocab", "voc", "--drop-absent"], "--drop-absent applies to --classes"),
-        (["--drop-absent", "--reference-vocab", "nowhere.txt"], "--vocab nowhere.txt: not a built-in"),
+        (["--drop-absent", "--reference-vocab", "nowhere.txt"], "--reference-vocab nowhere.txt: not a built-in"),
+        (["--reference-vocab", "voc"], "--reference-vocab applies to --drop-absent"),
     ],
 )
 def test_bad_annotation_options_are_one_line_before_any_model_loads(run, photos, args, message):

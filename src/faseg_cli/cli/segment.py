@@ -19,6 +19,8 @@ from faseg_cli.cli.options import (
 )
 from faseg_cli.errors import UsageError
 
+REFERENCE = "coco"
+"""--drop-absent's default reference vocabulary: COCO's 80 classes, as TagCLIP classifies COCO."""
 CLASSES_HELP = "Comma-separated class names, e.g. dog,person."
 CAPTION_HELP = "Text prompt describing the image, or 'auto' for a BLIP caption. Default: 'a photo of' the classes."
 
@@ -133,6 +135,8 @@ class Annotations:
         from faseg_cli.files.regions import check_min_area, require_opencv
         from faseg_cli.files.yolo import check_folder
 
+        if self.reference_vocab != REFERENCE and not self.drop_absent:
+            raise UsageError("--reference-vocab applies to --drop-absent")
         if (self.instances or self.min_area != 1) and not self.wanted:
             raise UsageError("--instances and --min-area apply to --coco and --yolo")
         check_min_area(self.min_area, self.instances)
@@ -163,9 +167,15 @@ class Annotations:
         return {"regions": {"instances": self.instances, "min_area": self.min_area}} if self.wanted else {}
 
     def reference(self):
-        from faseg_cli.vocabularies import load_vocabulary
+        """The --reference-vocab vocabulary."""
+        from faseg_cli.vocabularies import builtin_names, load_vocabulary
 
-        return load_vocabulary(self.reference_vocab)
+        name = self.reference_vocab
+        if name not in builtin_names() and not Path(name).expanduser().is_file():
+            raise UsageError(
+                f"--reference-vocab {name}: not a built-in vocabulary ({', '.join(builtin_names())}) nor a file"
+            )
+        return load_vocabulary(name)
 
     def describe(self, source, candidates: CandidateOptions, engine: EngineOptions) -> None:
         """Record in ``source`` what drops absent classes (for the outputs' requests); loads nothing."""
@@ -307,7 +317,7 @@ def segment(
         rich_help_panel="Candidate classes",
     ),
     reference_vocab: str = typer.Option(
-        "coco",
+        REFERENCE,
         "--reference-vocab",
         metavar="NAME|FILE",
         help="With --drop-absent, the vocabulary the classes are classified among.",
