@@ -9,11 +9,13 @@ A ``--yolo DIR`` folder is a dataset ultralytics trains on as it is:
 - ``data.yaml`` (``path``, ``train`` and ``val`` = ``images``, ``names``) and ``classes.txt``
   (one name per line, as other tools' YOLO import reads).
 
-Polygons are OpenCV's outer contours of each region (``findContours``, points at pixel
-centres, ultralytics' own convention), simplified by Douglas-Peucker (``approxPolyDP``) to
-``TOLERANCE`` pixels. A YOLO polygon has no holes: a region's holes are filled, and a
-region of several parts gives one line per part. A part under three pixels wide keeps
-three points (repeated if need be), as ultralytics reads a line of fewer as a box.
+Polygons are OpenCV's contours of each region (``findContours``, points at pixel centres,
+ultralytics' own convention), simplified by Douglas-Peucker (``approxPolyDP``) to
+``TOLERANCE`` pixels. A region of several parts gives one line per part. A YOLO line is
+one polygon without holes, so each hole is walked into its part's outer contour from
+their nearest points and back (a bridge of zero width, as ultralytics joins the parts of a
+COCO polygon): filling the line leaves the hole empty. A part under three pixels wide
+keeps three points (repeated if need be), as ultralytics reads a line of fewer as a box.
 """
 
 from __future__ import annotations
@@ -41,18 +43,41 @@ def check_folder(folder: Path) -> Path:
 
 
 def polygons(mask: np.ndarray, tolerance: float = TOLERANCE) -> list[np.ndarray]:
-    """The simplified outer contours of ``mask`` (H, W) bool: ``(N, 2)`` float pixel coordinates (x, y), N >= 3."""
+    """One polygon per outer contour of ``mask`` (H, W) bool, its holes joined in: ``(N, 2)`` float pixel
+    coordinates (x, y), N >= 3."""
     import cv2
 
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    if hierarchy is None:
+        return []
+    simple = [simplified(contour, tolerance) for contour in contours]
     found = []
-    for contour in contours:
-        simple = cv2.approxPolyDP(contour, tolerance, True) if len(contour) > 3 else contour
-        points = simple.reshape(-1, 2).astype(np.float64)
-        if len(points) < 3:
-            points = points[np.arange(3) % len(points)]
-        found.append(points)
+    for index, (_, _, child, parent) in enumerate(hierarchy[0]):
+        if parent != -1:
+            continue
+        points = simple[index]
+        while child != -1:
+            points = joined(points, simple[child])
+            child = hierarchy[0][child][0]
+        found.append(points if len(points) >= 3 else points[np.arange(3) % len(points)])
     return found
+
+
+def simplified(contour: np.ndarray, tolerance: float) -> np.ndarray:
+    """A contour simplified by Douglas-Peucker to ``tolerance`` pixels, as ``(N, 2)`` floats."""
+    import cv2
+
+    simple = cv2.approxPolyDP(contour, tolerance, True) if len(contour) > 3 else contour
+    return simple.reshape(-1, 2).astype(np.float64)
+
+
+def joined(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``outer`` with ``hole`` walked in from its nearest point and back (a bridge of zero width), so that
+    filling the one polygon leaves the hole empty."""
+    distances = ((outer[:, None, :] - hole[None, :, :]) ** 2).sum(-1)
+    at, start = np.unravel_index(distances.argmin(), distances.shape)
+    loop = np.concatenate([hole[start:], hole[: start + 1]])
+    return np.concatenate([outer[: at + 1], loop, outer[at:]])
 
 
 def label_lines(found: dict, names: list[str], tolerance: float = TOLERANCE) -> str:
