@@ -194,6 +194,8 @@ def test_help_names_every_dataset():
 def test_two_processes_equal_one(run, model_args, tmp_path):
     build("voc", tmp_path / "data")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env.update(OMP_NUM_THREADS="1", TMPDIR=str(Path("tmp").absolute()))  # the thread count compared against
+    Path("tmp").mkdir(exist_ok=True)
     command = [
         sys.executable,
         "-m",
@@ -225,6 +227,7 @@ def test_two_processes_equal_one(run, model_args, tmp_path):
     assert two.stdout == one.stdout and len(two.stdout.splitlines()) == 2
     assert results("two.json") == results("one.json")
     assert json.loads(Path("two.json").read_text())["timing"]["processes"] == 2
+    assert list(Path("tmp").glob("faseg-*")) == []  # every torchrun run left its line lock in /tmp
 
 
 def test_class_lists_and_captions_from_files_and_auto(run, tmp_path):

@@ -96,15 +96,18 @@ def test_interrupted_run_resumes_to_the_same_result(segmenter, voc, tmp_path):
     assert not state.exists()
 
 
-def test_resume_refuses_another_runs_state(segmenter, voc, tmp_path):
+def test_resume_refuses_another_runs_state_and_starts_a_damaged_one_over(segmenter, voc, tmp_path):
     state = tmp_path / "state.json"
     evaluate(voc, segmenter, prompt_source("gt", "none", voc), limit=1, state_file=state)
     assert state.exists()  # images beyond --limit remain
     with pytest.raises(UsageError, match="different thresholds; run without --resume"):
         evaluate(voc, segmenter, prompt_source("gt", "none", voc), thresholds=(0.4,), state_file=state, resume=True)
-    state.write_text("{not json")
-    with pytest.raises(UsageError, match="not a faseg evaluation state"):
-        evaluate(voc, segmenter, prompt_source("gt", "none", voc), state_file=state, resume=True)
+    state.write_text("{not json")  # damaged: started over, with a note
+    seen = []
+    done = evaluate(
+        voc, segmenter, prompt_source("gt", "none", voc), state_file=state, resume=True, on_progress=seen.append
+    )
+    assert done.images == 3 and "is damaged or not a faseg evaluation state" in seen[0].notes[0]
 
 
 def test_sources(voc, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from faseg_cli.errors import InputError
-from faseg_cli.files.images import load_image, model_input, resize_labels
+from faseg_cli.files.images import ImageTooLarge, load_image, model_input, resize_labels
 from tests import imagefiles
 
 
@@ -66,11 +66,30 @@ def test_one_pixel_image(tmp_path):
     assert model_input(load_image(path), 64).shape == (3, 64, 64)
 
 
-def test_too_large_images_are_refused(tmp_path, monkeypatch):
+def test_too_large_images_are_refused_from_the_header(tmp_path, monkeypatch):
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(imagefiles.bomb_png(9000, 5000))
+    with pytest.raises(ImageTooLarge, match=r"^.*huge.png: image too large \(9000x5000, 45 MP; the limit is 40 MP\)$"):
+        load_image(huge)
     path = imagefiles.rgb(tmp_path / "big.png", 100, 100)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
-    with pytest.raises(InputError, match="too large"):
+    monkeypatch.setenv("FASEG_MAX_MEGAPIXELS", "0.005")
+    with pytest.raises(ImageTooLarge, match=r"\(100x100, 0.01 MP; the limit is 0.005 MP\)"):
         load_image(path)
+    monkeypatch.setenv("FASEG_MAX_MEGAPIXELS", "inf")
+    assert load_image(path).size == (100, 100)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
+    with pytest.raises(ImageTooLarge, match=r"\(0.01 MP; the limit is 0.005 MP, Pillow's decompression-bomb guard\)"):
+        load_image(path)
+    monkeypatch.setenv("FASEG_MAX_MEGAPIXELS", "nan")
+    with pytest.raises(InputError, match="FASEG_MAX_MEGAPIXELS=nan: expected a positive number of megapixels"):
+        load_image(path)
+
+
+def test_tall_16bit_images_convert_band_by_band_as_a_whole(tmp_path):
+    values = np.random.default_rng(0).integers(0, 65536, (700, 9), dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "tall.png")
+    expected = np.clip(values.astype(np.float64) / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(load_image(tmp_path / "tall.png"))[..., 0], expected)
 
 
 def test_model_input_range_and_resize_labels():

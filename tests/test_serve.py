@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
+LOCAL = "http://127.0.0.1:7860"
+
+
 @pytest.fixture
 def service(segmenter):
     from faseg_cli.vocabularies import builtin_names
@@ -42,7 +45,8 @@ def service(segmenter):
 
 @pytest.fixture
 def client(service):
-    with TestClient(create_app(service, max_upload_bytes=200_000), raise_server_exceptions=True) as test_client:
+    app_ = create_app(service, max_upload_bytes=200_000)
+    with TestClient(app_, base_url=LOCAL, raise_server_exceptions=True) as test_client:
         yield test_client
 
 
@@ -107,7 +111,13 @@ def test_same_mask_and_overlay_as_the_cli(client, tiny_model_dir, tmp_path):
     [
         (b"hello, not an image", {"classes": "dog"}, 400, "not an image"),
         (b"", {"classes": "dog"}, 400, "empty file"),
-        (imagefiles.bomb_png(), {"classes": "dog"}, 400, "decompression-bomb"),
+        (imagefiles.bomb_png(), {"classes": "dog"}, 413, "image too large (900 MP; the limit is 179 MP, Pillow's"),
+        (
+            imagefiles.bomb_png(8000, 6000),
+            {"classes": "dog"},
+            413,
+            "image too large (8000x6000, 48 MP; the limit is 40",
+        ),
         (bytes(300_000), {"classes": "dog"}, 413, "upload too large"),
         (png(), {}, 400, "no classes given"),
         (png(), {"classes": " , "}, 400, "empty class name"),
@@ -210,21 +220,22 @@ def test_serve_command_serves_on_loopback(tiny_model_dir, tmp_path):
 def test_serve_warns_off_loopback_and_needs_its_extra(tiny_model_dir, monkeypatch):
     import importlib.util
 
-    import uvicorn
+    from faseg_cli.serve import server
 
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app_, **options: calls.append(options))
+    monkeypatch.setattr(server, "bind", lambda host, port: calls.append((host, port)) or socket.socket())
+    monkeypatch.setattr(server, "run", lambda app_, sock, grace: calls.append(grace) or 0)
     model = ["--model", str(tiny_model_dir), "--resolution", str(TEST_RESOLUTION)]
     result = runner.invoke(app, ["serve", "--host", "192.0.2.1", "--port", "9", *model])
     assert result.exit_code == 0, result.stderr
-    assert calls == [{"host": "192.0.2.1", "port": 9, "log_level": "warning"}]
+    assert calls == [("192.0.2.1", 9), 10.0]
     assert "warning: bound to 192.0.2.1: anyone who can reach this machine" in result.stderr
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "uvicorn" else find_spec(name))
     missing = runner.invoke(app, ["serve", *model])
     assert missing.exit_code == 1
     assert missing.stderr == 'error: faseg serve needs the serve extra: pip install "faseg[serve]"\n'
-    assert calls == [{"host": "192.0.2.1", "port": 9, "log_level": "warning"}]
+    assert calls == [("192.0.2.1", 9), 10.0]
 
 
 def test_the_cli_does_not_import_the_server_stack():

@@ -39,7 +39,9 @@ def server(segmenter):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    service = SegmentService(segmenter, CandidateModels([], "both", "clip", "blip", "cpu", None), "tiny")
+    service = SegmentService(
+        segmenter, CandidateModels(["voc"], "both", "clip", "blip", "cpu", None), "tiny", random_weights=True
+    )
     config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
@@ -109,3 +111,30 @@ def test_page_explains_a_missing_image_and_server_errors(server, browser, tmp_pa
     browser.find_element(By.ID, "go").click()
     WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "status").text.startswith("error:"))
     assert "not an image" in browser.find_element(By.ID, "status").text
+
+
+def test_an_error_clears_the_previous_result_and_the_page_names_the_test_model(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(server)
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda b: b.find_element(By.ID, "random").is_displayed())
+    assert "random weights" in browser.find_element(By.ID, "random").text
+    assert "FA-Seg" in browser.find_element(By.ID, "what").text
+    options = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "vocab")).options]
+    assert options == ["", "voc"]
+    browser.find_element(By.ID, "file").send_keys(str(imagefiles.rgb(tmp_path / "photo.png", 360, 240)))
+    browser.find_element(By.ID, "classes").send_keys("dog")
+    browser.find_element(By.ID, "go").click()
+    wait.until(lambda b: b.find_element(By.ID, "status").text == "done")
+    assert browser.find_element(By.ID, "result").is_displayed()
+    browser.find_element(By.ID, "classes").clear()
+    browser.find_element(By.ID, "classes").send_keys("dog, Dog")
+    browser.find_element(By.ID, "go").click()
+    wait.until(lambda b: b.find_element(By.ID, "status").text.startswith("error:"))
+    assert "duplicate class name" in browser.find_element(By.ID, "status").text
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert "duplicate class name" in browser.find_element(By.ID, "empty").text
+    assert browser.find_element(By.ID, "overlay").get_attribute("src") in (None, "")
+    assert browser.save_screenshot(str(tmp_path / "error.png"))

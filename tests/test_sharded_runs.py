@@ -31,6 +31,8 @@ def photos(tmp_path):
 
 def torchrun(*args) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env.update(OMP_NUM_THREADS="1", TMPDIR=str(Path("tmp").absolute()))  # the thread count compared against
+    Path("tmp").mkdir(exist_ok=True)
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     return subprocess.run([*launch, "-m", "faseg_cli", *args], env=env, capture_output=True, text=True, timeout=300)
 
@@ -68,6 +70,7 @@ def test_two_processes_write_exactly_the_masks_of_one(model_args, photos):
     again = ["segment", photos, "-r", "-c", "dog,person", "--overlay", "-o", "two", "--skip-existing", *model_args]
     resumed = torchrun(*again)
     assert resumed.stdout == "" and "Segmented 0 images in 0.0 s; 5 skipped (already done); 1 failed" in resumed.stderr
+    assert list(Path("tmp").glob("faseg-*")) == []  # every torchrun run left its line lock in /tmp
 
 
 def test_paths_on_stdin_are_refused_under_several_processes(model_args, photos):

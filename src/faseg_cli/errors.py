@@ -23,3 +23,7 @@ class WeightsError(FasegError):
 
 class OutputError(FasegError):
     """Results cannot be written where asked."""
+
+
+class DiskFull(OutputError):
+    """The disk or quota is full: no later output could be written, so the whole run stops."""

@@ -70,15 +70,34 @@ def load_vocabulary(name_or_path: str) -> Vocabulary:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--vocab {name_or_path}: cannot read: {exc}") from None
-    return parse_vocabulary(path.stem, text)
+    vocabulary = parse_vocabulary(path.stem, text)
+    try:
+        check_reserved(vocabulary.classes)
+    except UsageError as exc:
+        raise UsageError(f"--vocab {name_or_path}: {exc}") from None
+    return vocabulary
 
 
 MAX_CLASSES = 255
 """Label maps are 8-bit palette images: 0 is background, 1..255 the classes."""
 
+RESERVED = ("background",)
+"""Names of labels every output already has (label 0, its colour, its share of the pixels): never a class."""
+
+
+def check_reserved(names) -> None:
+    """Refuse a class named like a reserved label (compared as ``name_key`` does): a usage error."""
+    for name in names:
+        if name_key(name) in RESERVED:
+            raise UsageError(
+                f"class name {name!r} is reserved: label 0 of every mask is the background (pixels no class "
+                "reaches the threshold); leave it out of the class list"
+            )
+
 
 def validate_classes(names) -> list[str]:
-    """Trimmed class names; empty, duplicate (case-insensitive, as CLIP lower-cases) or too many are errors."""
+    """Trimmed class names; empty, duplicate (case-insensitive, as CLIP lower-cases), reserved (``RESERVED``)
+    or too many are errors."""
     classes = [" ".join(str(name).split()) for name in names]
     if any(not name for name in classes):
         raise UsageError("empty class name in the class list")
@@ -89,4 +108,5 @@ def validate_classes(names) -> list[str]:
         seen[name_key(name)] = name
     if len(classes) > MAX_CLASSES:
         raise UsageError(f"{len(classes)} classes given; at most {MAX_CLASSES} fit in a label map")
+    check_reserved(classes)
     return classes

@@ -23,6 +23,7 @@ from faseg_cli.cli.segment import (
     json_record,
     output_record,
     output_requests,
+    replay_lines,
     segment_jobs,
 )
 from faseg_cli.errors import UsageError
@@ -87,5 +88,14 @@ def attention(
 
     made_with = output_requests(source, candidates, engine, settings)
     raise typer.Exit(
-        run_image_command(batch, ["attention"], prepare, emit, "Dumped", job_loader(source), made_with=made_with)
+        run_image_command(
+            batch,
+            ["attention"],
+            prepare,
+            emit,
+            "Dumped",
+            job_loader(source),
+            made_with=made_with,
+            replay=replay_lines(batch, settings),
+        )
     )

@@ -1,7 +1,8 @@
 """Terminal plumbing shared by all commands.
 
 Results go to stdout as plain text; progress, notes and errors go to stderr through
-rich, which drops colours and animation when stderr is not a terminal. Expected
+rich, which drops colours and animation when stderr is not a terminal (a log file, CI,
+nohup): progress is then a plain line every ``PlainProgress.every`` items or 30 s. Expected
 failures become one ``error:`` line and an exit code, never a traceback. Quiet mode
 (the ``faseg`` logger at WARNING) keeps only warnings and errors: no notes, summaries
 or progress.
@@ -13,8 +14,11 @@ import functools
 import logging
 import os
 import sys
+import time
 import warnings
 from contextlib import contextmanager
+from datetime import timedelta
+from types import SimpleNamespace
 
 import typer
 from rich.console import Console
@@ -59,9 +63,65 @@ def shared_stdout(lock):
         _stdout_lock.pop()
 
 
+class PlainProgress:
+    """Progress as plain lines on stderr, for when it is not a terminal: one line every ``every(total)``
+    items or every ``SECONDS``, whichever comes first. The same calls as rich's ``Progress`` (one task)."""
+
+    SECONDS = 30.0
+
+    def __init__(self, extra: str | None = None, clock=time.monotonic) -> None:
+        self.extra = extra
+        self.clock = clock
+        self.description, self.total, self.completed, self.fields = "", None, 0, {}
+        self.started = self.last_time = clock()
+        self.first = self.last_count = 0
+
+    @staticmethod
+    def every(total: int | None) -> int:
+        """Items between lines: 10, or a twentieth of a longer run."""
+        return max(10, (total or 0) // 20)
+
+    def add_task(self, description: str, total: int | None = None, **fields) -> int:
+        self.description, self.total, self.fields = description.rstrip("…"), total, fields
+        return 0
+
+    def advance(self, task: int, advance: int = 1) -> None:
+        self.update(task, completed=self.completed + advance)
+
+    def update(self, task: int, total: int | None = None, completed: int | None = None, **fields) -> None:
+        if self.total is None and total is not None:  # the first report: what was done before this run
+            self.first = self.last_count = completed or 0
+        self.total = self.total if total is None else total
+        self.completed = self.completed if completed is None else completed
+        self.fields.update(fields)
+        now = self.clock()
+        due = self.completed - self.last_count >= self.every(self.total) or now - self.last_time >= self.SECONDS
+        if self.completed > self.last_count and due:
+            self.last_time, self.last_count = now, self.completed
+            note(self.line(now))
+
+    def line(self, now: float) -> str:
+        """E.g. "Segmented 40/200 (20%), 0:01:10 elapsed, about 0:04:40 left"."""
+        total = f"/{self.total} ({100 * self.completed / self.total:.0f}%)" if self.total else ""
+        parts = [f"{self.description} {self.completed}{total}"]
+        if self.extra:
+            parts.append(self.extra.format(task=SimpleNamespace(fields=self.fields)))
+        elapsed = now - self.started
+        parts.append(f"{_clock(elapsed)} elapsed")
+        if self.total and self.completed > self.first:
+            left = elapsed / (self.completed - self.first) * (self.total - self.completed)
+            parts.append(f"about {_clock(left)} left")
+        return ", ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
 @contextmanager
 def progress_bar(extra: str | None = None, show: bool = True):
-    """A rich progress display on stderr, shown only on a terminal; messages print above it meanwhile.
+    """A rich progress display on stderr on a terminal (plain lines otherwise, see ``PlainProgress``);
+    messages print above it meanwhile.
 
     Columns: the task's description, bar, done/total, ``extra`` (a template of task
     fields such as ``"mIoU {task.fields[miou]}"``), elapsed and remaining time.
@@ -72,6 +132,9 @@ def progress_bar(extra: str | None = None, show: bool = True):
     columns += [progress.TextColumn(extra)] if extra else []
     columns += [progress.TimeElapsedColumn(), progress.TimeRemainingColumn()]
     console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+    if show and not quiet() and not console.is_terminal:
+        yield PlainProgress(extra)
+        return
     visible = show and not quiet() and console.is_terminal
     options = {"console": console, "disable": not visible, "redirect_stdout": False, "redirect_stderr": False}
     with progress.Progress(*columns, **options) as bar:

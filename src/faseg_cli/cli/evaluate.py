@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from faseg_cli.cli.console import configure_logging, error, guarded, note, progress_bar, warning
+from faseg_cli.cli.console import INTERRUPTED, configure_logging, error, guarded, note, progress_bar, warning
 from faseg_cli.cli.help import examples
 from faseg_cli.cli.options import CandidateOptions, EngineOptions, candidate_options, engine_options
 from faseg_cli.errors import UsageError
@@ -182,21 +182,37 @@ def _run_model(
     segmenter = engine.load(settings)
     models = replace(candidate_models, vocab=data.spec.vocabulary)
     models.attach(prompts.source, engine, generate=prompts.generates_classes)
-    with workers.connected(segmenter.model.device), _progress(workers.primary) as progress:
-        return evaluate(
-            data,
-            segmenter,
-            prompts,
-            thresholds=sweep,
-            batch_size=batch_size,
-            limit=limit,
-            masks_dir=save_masks,
-            state_file=state_file,
-            resume=resume,
-            workers=workers,
-            on_progress=progress,
-            model_name=engine.model,
-        )
+    seen = []
+    try:
+        with workers.connected(segmenter.model.device), _progress(workers.primary) as progress:
+            return evaluate(
+                data,
+                segmenter,
+                prompts,
+                thresholds=sweep,
+                batch_size=batch_size,
+                limit=limit,
+                masks_dir=save_masks,
+                state_file=state_file,
+                resume=resume,
+                workers=workers,
+                on_progress=lambda event: (seen.append(event), progress(event)),
+                model_name=engine.model,
+            )
+    except KeyboardInterrupt:
+        if workers.primary:
+            error(_interrupted(state_file, seen[-1] if seen else None))
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def _interrupted(state_file: Optional[Path], last) -> str:
+    """What Ctrl-C left: how far the run got and whether (and from where) ``--resume`` continues it."""
+    if state_file is None:
+        return "interrupted; nothing was kept: give --output FILE to be able to continue with --resume"
+    done = f"{last.done} of {last.total} images done" if last is not None else "no image done"
+    if not state_file.is_file():
+        return f"interrupted ({done}); nothing was saved yet: the same command starts over"
+    return f"interrupted ({done}); the same command with --resume continues from {state_file}"
 
 
 @contextmanager

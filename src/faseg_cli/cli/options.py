@@ -215,12 +215,13 @@ class CandidateOptions:
         return Captioner.load(self.caption_model, device, dtype)
 
     def for_model(self, model: str | None) -> "CandidateOptions":
-        """These options with the candidate models left unset filled in for the diffusion ``model``:
-        tiny-blip and tiny-clip go with tiny-random (so that a smoke test never downloads BLIP-large
-        and CLIP), blip and clip with any other."""
-        from faseg_cli.models.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP, TINY_RANDOM
+        """These options with the candidate models left unset filled in for the segmentation ``model``:
+        tiny-blip and tiny-clip go with the random-weight test models (tiny-random, tiny-clip: a
+        smoke test never downloads BLIP-large and CLIP), blip and clip with any other."""
+        from faseg_cli.models.registry import BLIP, CLIP, TINY_BLIP, TINY_CLIP, lookup
 
-        tiny = model == TINY_RANDOM.name
+        source = lookup(model) if model else None
+        tiny = source is not None and source.builder is not None
         return replace(
             self,
             caption_model=self.caption_model or (TINY_BLIP if tiny else BLIP).name,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from faseg_cli.cli.console import configure_logging, error, note, progress_bar, shared_stdout
-from faseg_cli.errors import FasegError, InputError, UsageError
+from faseg_cli.errors import DiskFull, FasegError, InputError, UsageError
 
 Entry = TypeVar("Entry")
 
@@ -49,7 +49,7 @@ def run_batches(
     """For each batch: ``load`` every entry, ``compute`` results for the loaded ones, ``emit`` each.
 
     Failures of one input (``FasegError`` from load or emit) are reported and counted;
-    a failure of ``compute`` fails its whole batch. Usage errors still stop the run.
+    a failure of ``compute`` fails its whole batch. Usage errors and a full disk still stop the run.
     ``show``: whether to show the progress bar (on a terminal).
     """
     with progress_bar(show=show) as progress:
@@ -80,6 +80,8 @@ def run_batches(
                     emit(entry, item, result, share)
                     tally.done += 1
                     tally.seconds += share
+                except DiskFull:
+                    raise
                 except FasegError as exc:
                     _fail(tally, str(exc))
                 progress.advance(task)
@@ -105,13 +107,16 @@ def run_image_command(
     *,
     finish: Callable | None = None,
     made_with: Callable | None = None,
+    replay: Callable | None = None,
 ) -> int:
     """The flow every per-image command shares; returns the command's exit code.
 
     Expands ``batch.inputs`` (a ``BatchOptions``; missing files are reported here),
     plans the output files of each (``kinds``) with the request they are made with
     (``made_with(item)``, see ``provenance``), skips with ``--skip-existing`` those
-    whose outputs all exist with that request, then, only if work remains, checks that
+    whose outputs all exist, decode completely and carry that request (``replay((item,
+    plan), records)``, if given, is called for each, in input order, with the records of
+    its outputs, to print its result line again), then, only if work remains, checks that
     the output folder can be written (without creating it), calls ``prepare()`` (which
     loads the models and returns the batch ``compute`` function) and processes the
     batches: ``load(path)`` per image (default: the image itself), ``compute(loaded
@@ -139,7 +144,7 @@ def run_image_command(
         raise UsageError("- (paths on stdin) cannot be shared by several processes: give files, folders or patterns")
     if not workers.primary:
         configure_logging(quiet=True)
-    found = collect_inputs(batch.inputs, batch.recursive, sys.stdin, batch.null)
+    found = collect_inputs(batch.inputs, batch.recursive, sys.stdin, batch.null, outputs=batch.output_dir)
     if workers.primary:
         for message in found.notes:
             note(message)
@@ -150,14 +155,18 @@ def run_image_command(
     if made_with is not None:
         plans = [replace(plan, request=made_with(item)) for item, plan in zip(found.items, plans)]
     mine = workers.shard(list(zip(found.items, plans)))
-    check = ResumeCheck()
-    todo = [(item, plan) for item, plan in mine if not (batch.skip_existing and check.keep(plan.expected()))]
-    tally.skipped = len(mine) - len(todo)
-    if workers.primary and (message := check.message("outputs")):
-        note(message)
     if not found.items and not found.errors:
         raise UsageError("no images to process")
     with workers.connected(torch.device("cpu"), timeout=RUN_TIMEOUT), shared_stdout(workers.whole_lines):
+        check, todo = ResumeCheck(), []
+        for item, plan in mine:
+            if not (batch.skip_existing and check.keep(plan.expected())):
+                todo.append((item, plan))
+            elif replay is not None:
+                replay((item, plan), check.kept)
+        tally.skipped = len(mine) - len(todo)
+        if workers.primary and (message := check.message("outputs")):
+            note(message)
         if todo:
             if kinds:
                 check_writable(batch.output_dir)

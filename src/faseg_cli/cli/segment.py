@@ -93,6 +93,36 @@ def json_record(item, files: dict, result, seconds: float, settings, dropped: li
     )
 
 
+def replayed_record(item, files: dict, records: dict, settings) -> str:
+    """The JSON line of an image skipped by ``--skip-existing``, read back from its stored outputs (``records``:
+    their provenance records by path): as ``json_record``, with ``"skipped": true`` and no time spent."""
+    from faseg_cli.engine.base import label_fractions
+    from faseg_cli.files.outputs import read_labels
+    from faseg_cli.files.provenance import RESULT
+
+    kind, path = next(iter(files.items()))
+    found = records[path][RESULT]
+    return json.dumps(
+        {
+            "input": str(item.path),
+            "outputs": {kind: str(path) for kind, path in files.items()},
+            "classes": found["classes"],
+            "prompt": found["prompt"],
+            **settings.summary(),
+            "fractions": label_fractions(read_labels(kind, path), found["classes"]),
+            "seconds": 0.0,
+            "skipped": True,
+        }
+    )
+
+
+def replay_lines(batch: BatchOptions, settings):
+    """``run_image_command``'s ``replay``: with ``--json``, the line of each skipped image (else none)."""
+    if not batch.json_lines:
+        return None
+    return lambda entry, records: print_result(replayed_record(entry[0], entry[1].files, records, settings))
+
+
 def output_requests(source, candidates: CandidateOptions, engine: EngineOptions, settings):
     """Per input, the request its outputs are recorded with (``provenance``); None when its class
     list cannot be looked up (the image then fails when loaded)."""
@@ -339,7 +369,7 @@ def segment(
     """
     from faseg_cli.cli.runner import run_image_command
     from faseg_cli.files.coco import image_regions, write_regions
-    from faseg_cli.files.outputs import write_mask, write_overlay, write_scores
+    from faseg_cli.files.outputs import together, write_mask, write_overlay, write_scores
 
     source = class_source(classes, classes_from, caption, captions_from, candidates)
     settings = engine.settings()
@@ -362,14 +392,15 @@ def segment(
             note(f"{item.path}: no classes for this image; the mask is all background")
         dropped = [name for name in job.classes if name not in result.classes] if drop_absent else None
         record = output_record(plan, result, source, "mask", dropped)
-        write_mask(files["mask"], result.labels, record)
-        if overlay:
-            write_overlay(files["overlay"], job.image, result.labels, result.classes, record)
-        if scores:
-            write_scores(files["scores"], result.scores, result.classes, record)
-        if annotations.wanted:
-            found = image_regions(result.labels, result.scores, result.classes, instances, min_area, dropped)
-            write_regions(files["regions"], found, output_record(plan, result, source, "regions", dropped))
+        with together():
+            write_mask(files["mask"], result.labels, record)
+            if overlay:
+                write_overlay(files["overlay"], job.image, result.labels, result.classes, record)
+            if scores:
+                write_scores(files["scores"], result.scores, result.classes, record)
+            if annotations.wanted:
+                found = image_regions(result.labels, result.scores, result.classes, instances, min_area, dropped)
+                write_regions(files["regions"], found, output_record(plan, result, source, "regions", dropped))
         line = json_record(item, files, result, seconds, settings, dropped)
         print_result(line if batch.json_lines else str(files["mask"]))
 
@@ -388,6 +419,14 @@ def segment(
 
     raise typer.Exit(
         run_image_command(
-            batch, kinds, prepare, emit, "Segmented", job_loader(source), made_with=made_with, finish=finish
+            batch,
+            kinds,
+            prepare,
+            emit,
+            "Segmented",
+            job_loader(source),
+            made_with=made_with,
+            finish=finish,
+            replay=replay_lines(batch, settings),
         )
     )

@@ -62,8 +62,14 @@ class Segmentation:
 
     def fractions(self) -> dict[str, float]:
         """Share of the image's pixels per label, background first."""
-        counts = np.bincount(self.labels.ravel(), minlength=len(self.classes) + 1) / self.labels.size
-        return {name: float(c) for name, c in zip(["background", *self.classes], counts)}
+        return label_fractions(self.labels, self.classes)
+
+
+def label_fractions(labels: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Share of a label map's pixels per label (0 background, k the k-th class), background first; they sum
+    to 1 (no class is named ``background``: ``vocabularies.RESERVED``)."""
+    counts = np.bincount(labels.ravel(), minlength=len(classes) + 1) / labels.size
+    return {name: float(c) for name, c in zip(["background", *classes], counts)}
 
 
 class SegmenterBase:
@@ -94,8 +100,14 @@ class SegmenterBase:
         gives an all-background mask without running it. ``keep_maps`` keeps FA-Seg's
         attention maps; NACLIP has no captions and no maps to keep.
         """
+        checked = [self.check_classes(c) for c in classes]
         pictures = [to_rgb(x) if isinstance(x, Image.Image) else load_image(x) for x in images]
-        return self._segment(pictures, [validate_classes(c) for c in classes], captions, keep_maps)
+        return self._segment(pictures, checked, captions, keep_maps)
+
+    def check_classes(self, classes: list[str]) -> list[str]:
+        """The class list, checked as this method needs it (``UsageError`` otherwise), without running
+        the model: ``faseg serve`` checks each request with it before the request joins a batch."""
+        return validate_classes(classes)
 
     def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
         """The method's own run on loaded RGB pictures and checked class lists."""

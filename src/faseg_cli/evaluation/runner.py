@@ -7,7 +7,8 @@ Predictions are resized to the ground truth's size with nearest; a label whose s
 differs from its image's is reported as a warning. The runner never prints: it
 reports through a callback and returns an ``Evaluation``, whose ``to_dict`` is the
 results JSON. Images, labels or saved masks that cannot be read are counted as
-failed, reported one by one and left out of the scores; the run goes on.
+failed, reported one by one, listed with their reason in the results JSON and left
+out of the scores; the run goes on.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from faseg_cli.evaluation.datasets import Dataset, Sample
 from faseg_cli.evaluation.metrics import ConfusionMatrix
 from faseg_cli.evaluation.scoring import score_predictions
 from faseg_cli.evaluation.sharding import Workers
-from faseg_cli.evaluation.state import EvalState
+from faseg_cli.evaluation.state import DamagedState, EvalState
 from faseg_cli.files.images import load_image, resize_labels
-from faseg_cli.files.outputs import mask_image, write_png
+from faseg_cli.files.outputs import mask_image, together, write_png
 from faseg_cli.files.provenance import ResumeCheck, record, request
 
 MAX_THRESHOLDS = 101
@@ -88,6 +89,8 @@ class Evaluation:
     """This process's failure messages."""
     warnings: list[str] = field(default_factory=list)
     """This process's warnings (sizes that differ; scored after resizing)."""
+    failures: dict[str, str] = field(default_factory=dict)
+    """Every failed sample of all processes, by id: why it failed (in the results JSON)."""
 
     @property
     def best(self) -> int:
@@ -107,6 +110,7 @@ class Evaluation:
             **self.info,
             "images": self.images,
             "failed": self.failed,
+            "failed_samples": [{"id": id_, "reason": why} for id_, why in self.failures.items()],
             "best_threshold": best["threshold"],
             "miou": best["miou"],
             "pixel_accuracy": best["pixel_accuracy"],
@@ -184,7 +188,7 @@ def evaluate(
         "thresholds": list(thresholds),
     }
     samples = workers.shard(dataset.samples()[:limit])
-    state = _start_state(info, workers, samples, len(thresholds), dataset.num_classes, state_file, resume)
+    state, notes = _start_state(info, workers, samples, len(thresholds), dataset.num_classes, state_file, resume)
     masks = _MaskRecords(dataset, segmenter, prompts, thresholds, model_name, masks_dir) if masks_dir else None
     finished = set(state.finished)
     check = ResumeCheck()
@@ -192,6 +196,7 @@ def evaluate(
     todo = [s for s in samples if s.id not in finished or s.id in remask]
     errors: list[str] = []
     warnings: list[str] = []
+    failures: dict[str, str] = {}
 
     def report(batch_errors: list[str], batch_warnings: list[str], notes: tuple[str, ...] = ()) -> None:
         if on_progress:
@@ -201,9 +206,11 @@ def evaluate(
             on_progress(Progress(done, failed, len(samples), 100 * best, *messages))
 
     message = check.message(f"saved masks in {masks_dir}", count_missing=True)
-    report([], [], (f"{message} (each is scored once)",) if message else ())
+    report([], [], notes + ((f"{message} (each is scored once)",) if message else ()))
     for start in range(0, len(todo), batch_size):
-        items, batch_errors, batch_warnings = _load(dataset, todo[start : start + batch_size])
+        items, failed_here, batch_warnings = _load(dataset, todo[start : start + batch_size])
+        failures.update(failed_here)
+        batch_errors = list(failed_here.values())
         if items:
             began = time.perf_counter()
             results = segmenter.segment_batch([item.image for item in items], *prompts(items))
@@ -223,6 +230,7 @@ def evaluate(
         warnings += batch_warnings
         report(batch_errors, batch_warnings)
     matrices, images, failed, seconds = _sum_over_processes(workers, state, len(errors))
+    failures = {id_: why for part in workers.gather(failures) for id_, why in part.items()}
     if state_file and not failed and (limit is None or limit >= len(dataset)):
         state_file.unlink(missing_ok=True)
     return Evaluation(
@@ -236,6 +244,7 @@ def evaluate(
         workers.world_size,
         errors=errors,
         warnings=warnings,
+        failures=failures,
     )
 
 
@@ -248,20 +257,25 @@ def _model_info(segmenter, name: str | None) -> dict[str, Any]:
 
 def _start_state(
     info, workers: Workers, samples: list[Sample], count: int, num_classes: int, state_file: Path | None, resume: bool
-) -> EvalState:
-    """The saved state when resuming (refused if it belongs to another run), else an empty one."""
+) -> tuple[EvalState, tuple[str, ...]]:
+    """The saved state when resuming (refused if it belongs to another run), else an empty one; and a note
+    saying how much was already done, or that a damaged state is started over."""
     fingerprint = {k: v for k, v in info.items() if k != "limit"}
     fingerprint = json.loads(json.dumps({**fingerprint, "processes": workers.world_size, "rank": workers.rank}))
-    state = EvalState.load(state_file, fingerprint) if resume and state_file else None
+    try:
+        state = EvalState.load(state_file, fingerprint) if resume and state_file else None
+    except DamagedState as exc:
+        return EvalState.new(fingerprint, count, num_classes), (f"{exc}; starting from the beginning",)
     if state is None:
-        return EvalState.new(fingerprint, count, num_classes)
+        return EvalState.new(fingerprint, count, num_classes), ()
     outside = set(state.finished) - {s.id for s in samples}
     if outside:
         raise UsageError(
             f"cannot resume from {state_file}: {len(outside)} of its images (e.g. {sorted(outside)[0]}) "
             "are not in this run's share of the split; run without --resume to start over"
         )
-    return state
+    done = len(state.finished)
+    return state, (f"resuming from {state_file}: {done} of {len(samples)} images already done",)
 
 
 def _sum_over_processes(workers: Workers, state: EvalState, failed: int):
@@ -304,6 +318,7 @@ def evaluate_saved_masks(dataset: Dataset, pred_dir: Path, limit: int | None = N
         0.0,
         errors=errors + scores.errors,
         warnings=warnings,
+        failures=scores.failed,
     )
 
 
@@ -317,14 +332,14 @@ def _dataset_info(dataset: Dataset, limit: int | None) -> dict[str, Any]:
     }
 
 
-def _load(dataset: Dataset, samples: list[Sample]) -> tuple[list[Item], list[str], list[str]]:
-    """The readable samples, one error per unreadable one, one warning per label sized unlike its image."""
-    items, errors, warnings = [], [], []
+def _load(dataset: Dataset, samples: list[Sample]) -> tuple[list[Item], dict[str, str], list[str]]:
+    """The readable samples, the error of each unreadable one by id, one warning per label sized unlike its image."""
+    items, errors, warnings = [], {}, []
     for sample in samples:
         try:
             item = Item(sample, load_image(sample.image_path), dataset.load_label(sample))
         except InputError as exc:
-            errors.append(str(exc))
+            errors[sample.id] = str(exc)
             continue
         (height, width), image = item.label.shape, item.image
         if (width, height) != image.size:
@@ -370,13 +385,14 @@ class _MaskRecords:
         return {path: request(s, model, dataset=dataset, **prompt) for path, s in zip(self.paths(sample), settings)}
 
     def save(self, sample: Sample, result, predictions: list[np.ndarray]) -> None:
-        """Write the sample's masks in the dataset's label values, each with its record."""
+        """Write the sample's masks in the dataset's label values, each with its record, all or none."""
         found = {"classes": result.classes, "prompt": result.prompt}
         sources = {"class_source": self.prompts.classes_name, "caption_source": self.prompts.captions_name}
-        for (path, made_with), prediction in zip(self.requests(sample).items(), predictions):
-            stored = self.dataset.metric_to_stored(prediction)
-            image = mask_image(stored) if self.dataset.spec.palette else Image.fromarray(stored)
-            write_png(path, image, record(made_with, **found, **sources))
+        with together():
+            for (path, made_with), prediction in zip(self.requests(sample).items(), predictions):
+                stored = self.dataset.metric_to_stored(prediction)
+                image = mask_image(stored) if self.dataset.spec.palette else Image.fromarray(stored)
+                write_png(path, image, record(made_with, **found, **sources))
 
 
 def _scores(matrix: ConfusionMatrix, class_names: tuple[str, ...]) -> dict[str, Any]:

@@ -21,6 +21,8 @@ class SavedMaskScores:
     """One message per sample whose mask or label cannot be read (left out of the matrix)."""
     resized: list[str] = field(default_factory=list)
     """One line per mask whose size differs from its label's (scored after resizing)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Every sample left out of the matrix, by id: why (no mask, or the message of ``errors``)."""
 
 
 def score_predictions(dataset: Dataset, pred_dir: str | Path, limit: int | None = None) -> SavedMaskScores:
@@ -42,12 +44,14 @@ def score_predictions(dataset: Dataset, pred_dir: str | Path, limit: int | None 
         path = pred_dir / f"{sample.id}.png"
         if not path.is_file():
             scores.missing.append(sample.id)
+            scores.failed[sample.id] = f"no mask {path}"
             continue
         try:
             prediction = dataset.stored_mask_to_metric(read_label_png(path))
             label = dataset.load_label(sample)
         except InputError as exc:
             scores.errors.append(str(exc))
+            scores.failed[sample.id] = str(exc)
             continue
         if prediction.shape != label.shape:
             scores.resized.append(f"{path.name} is {_size(prediction)}, its label {_size(label)}")

@@ -93,7 +93,10 @@ class Workers:
         dist.init_process_group(backend, rank=self.rank, world_size=self.world_size, **extra)
         try:
             yield self
+            dist.barrier()  # every process has written its last line: the line lock can go
         finally:
+            if self.local_rank == 0:  # one process per machine removes that machine's lock file
+                self._lock_path().unlink(missing_ok=True)
             dist.destroy_process_group()
 
     def sum(self, values: np.ndarray) -> np.ndarray:
@@ -113,18 +116,22 @@ class Workers:
         torch.distributed.all_gather_object(values, value)
         return values
 
+    @staticmethod
+    def _lock_path() -> Path:
+        """The file locked by ``whole_lines``: one per run and machine, removed when the run leaves ``connected``."""
+        from faseg_cli.files.outputs import safe_name
+
+        env = os.environ
+        run = env.get("TORCHELASTIC_RUN_ID") or f"{env.get('MASTER_ADDR')}-{env.get('MASTER_PORT')}"
+        return Path(tempfile.gettempdir()) / f"faseg-stdout-{safe_name(run)}.lock"
+
     @contextmanager
     def whole_lines(self) -> Iterator[None]:
         """Hold a lock shared by this run's processes on this machine, so lines they write never interleave."""
         if not self.distributed or fcntl is None:
             yield
             return
-        from faseg_cli.files.outputs import safe_name
-
-        env = os.environ
-        run = env.get("TORCHELASTIC_RUN_ID") or f"{env.get('MASTER_ADDR')}-{env.get('MASTER_PORT')}"
-        path = Path(tempfile.gettempdir()) / f"faseg-stdout-{safe_name(run)}.lock"
-        with open(path, "a") as handle:
+        with open(self._lock_path(), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

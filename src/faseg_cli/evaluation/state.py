@@ -21,6 +21,10 @@ from faseg_cli.files.outputs import atomic_write
 VERSION = 1
 
 
+class DamagedState(Exception):
+    """A state file that cannot be read back: the run starts over (and replaces it)."""
+
+
 @dataclass
 class EvalState:
     fingerprint: dict[str, Any]
@@ -45,7 +49,8 @@ class EvalState:
 
     @classmethod
     def load(cls, path: Path, fingerprint: dict[str, Any]) -> EvalState | None:
-        """The state saved at ``path`` (None if there is none); refuses one made by a different run."""
+        """The state saved at ``path`` (None if there is none); refuses one made by a different run
+        (``UsageError``), ``DamagedState`` when it cannot be read back."""
         if not path.is_file():
             return None
         try:
@@ -59,7 +64,7 @@ class EvalState:
                 float(data["seconds"]),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UsageError(f"cannot resume from {path}: not a faseg evaluation state ({exc})") from None
+            raise DamagedState(f"{path} is damaged or not a faseg evaluation state ({exc})") from None
         keys = {**fingerprint, **state.fingerprint}
         changed = [key for key in keys if state.fingerprint.get(key) != fingerprint.get(key)]
         if changed:

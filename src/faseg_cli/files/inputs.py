@@ -6,7 +6,9 @@ Paths on stdin are one per line, or NUL-separated with ``null`` (``find -print0`
 Explicitly named files are always attempted (a bad one is an error for that input),
 but one that does not exist is reported here, before any model loads; files found
 inside folders or by patterns are skipped with a note when their extension is not an
-image format.
+image format. faseg never takes its own outputs as inputs: walking a folder skips the
+output folder inside it, and folders and patterns skip images that carry a faseg
+record (``provenance``), so a run whose outputs land among its inputs can be repeated.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TextIO
 
 from faseg_cli.errors import UsageError
 from faseg_cli.files.images import image_extensions
+from faseg_cli.files.provenance import is_output
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -39,15 +42,21 @@ class CollectedInputs:
 
 
 def collect_inputs(
-    args: list[str], recursive: bool = False, stdin: TextIO | None = None, null: bool = False
+    args: list[str],
+    recursive: bool = False,
+    stdin: TextIO | None = None,
+    null: bool = False,
+    outputs: Path | None = None,
 ) -> CollectedInputs:
     """Expand ``args`` in order, dropping duplicates; problems with inputs are reported, not raised.
 
+    ``outputs``: the output folder, never walked as part of an input folder.
     A NUL byte on stdin without ``null`` is a usage error: its paths cannot be told apart.
     """
     found = CollectedInputs()
     seen: set[Path] = set()
     extensions = image_extensions()
+    skip = outputs.resolve() if outputs is not None else None
 
     def add(item: InputItem) -> None:
         key = item.path.resolve()
@@ -68,7 +77,7 @@ def collect_inputs(
             continue
         path = Path(arg).expanduser()
         if path.is_dir():
-            _add_folder(path, recursive, extensions, add, found)
+            _add_folder(path, recursive, extensions, add, found, skip)
         elif path.exists() or path.is_symlink() or not GLOB_CHARS & set(arg):
             add_named(path)
         else:
@@ -78,6 +87,7 @@ def collect_inputs(
                 found.errors.append(f"{arg}: no files match this pattern")
             elif len(images) < len(matches):
                 found.notes.append(f"{arg}: skipped {len(matches) - len(images)} entries that are not image files")
+            images = _without_outputs(arg, images, found)
             for image in images:
                 add(InputItem(image))
     return found
@@ -97,15 +107,31 @@ def stdin_paths(stdin: TextIO | None, null: bool) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _add_folder(folder: Path, recursive: bool, extensions, add, found: CollectedInputs) -> None:
+def _add_folder(folder: Path, recursive: bool, extensions, add, found: CollectedInputs, skip: Path | None) -> None:
+    """Add a folder's images; ``skip`` (the output folder, resolved) is left out when it lies inside."""
+    inside = skip is not None and skip != folder.resolve() and folder.resolve() in skip.parents
     entries = sorted(folder.rglob("*") if recursive else folder.iterdir())
     files = [
-        p for p in entries if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        p
+        for p in entries
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and not (inside and (p.resolve() == skip or skip in p.resolve().parents))
     ]
     images = [p for p in files if p.suffix.lower() in extensions]
     if len(images) < len(files):
         found.notes.append(f"{folder}: skipped {len(files) - len(images)} files that are not images")
+    images = _without_outputs(folder, images, found)
     if not images:
         found.notes.append(f"{folder}: no images found" + ("" if recursive else " (use --recursive for subfolders)"))
     for image in images:
         add(InputItem(image, root=folder))
+
+
+def _without_outputs(where, images: list[Path], found: CollectedInputs) -> list[Path]:
+    """``images`` less faseg's own outputs (files carrying its record), with a note naming how many."""
+    kept = [path for path in images if not is_output(path)]
+    if len(kept) < len(images):
+        count = len(images) - len(kept)
+        found.notes.append(f"{where}: skipped {count} file{'s' * (count != 1)} that faseg wrote (its outputs)")
+    return kept

@@ -5,23 +5,28 @@ and ``<name>.npz``, or with ``faseg attention`` a folder ``<name>/``; each recor
 what made it (see ``provenance``). ``<name>`` mirrors the image's path below the
 folder argument it came from (or its stem); names that would still collide get
 ``-2``, ``-3``... in input order. Every file is written to a temporary name and
-renamed, so an interrupted run leaves no half-written result.
+renamed, so an interrupted run leaves no half-written result; inside ``together()``
+the files of one image are renamed only once all are written, so an image has all
+its outputs or none. A full disk (or quota) raises ``DiskFull``, which stops a run.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from faseg_cli.errors import OutputError, UsageError
+from faseg_cli.errors import DiskFull, OutputError, UsageError
 from faseg_cli.files.inputs import InputItem
 from faseg_cli.files.overlay import overlay_image
 from faseg_cli.files.palette import voc_colormap
@@ -96,23 +101,79 @@ def _umask() -> int:
     return mask
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT)
+"""What a full disk or an exhausted quota raise: no later output can be written either."""
+
+_staged: ContextVar[list | None] = ContextVar("faseg_staged_outputs", default=None)
+"""Inside ``together()``: the ``(temporary file, path)`` pairs written so far, renamed at its end."""
+
+
+def write_error(path: Path, exc: OSError) -> OutputError:
+    """The error for a failed write of ``path``: ``DiskFull`` when the disk or quota is full."""
+    if exc.errno in FULL:
+        return DiskFull(f"cannot write {path}: {exc.strerror}; stopping, as no later output could be written")
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place (inside
+    ``together()``: at its end, with the others)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise write_error(path, exc) from None
+    staged = _staged.get()
     try:
         write(Path(tmp))
-        os.replace(tmp, path)
+        if staged is None:
+            os.replace(tmp, path)
+        else:
+            staged.append((tmp, path))
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise write_error(path, exc) from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if staged is None or (tmp, path) not in staged:
+            Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """Write one image's outputs as a whole: inside, ``atomic_write`` (and every writer below) leaves
+    temporary files, renamed into place only when the block ends normally. On any failure (a full
+    disk, Ctrl-C) the temporary files and those already renamed are removed, so none remains."""
+    staged: list = []
+    token = _staged.set(staged)
+    placed: list[Path] = []
+    try:
+        yield
+        _staged.reset(token)
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise write_error(path, exc) from None
+            placed.append(path)
+    except BaseException:
+        for path in placed:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        if _staged.get() is staged:
+            _staged.reset(token)
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def read_labels(kind: str, path: Path) -> np.ndarray:
+    """The label map stored in an output: a mask PNG (``mask``) or an attention folder's ``labels``."""
+    if kind == "attention":
+        with np.load(path / "attention.npz") as arrays:
+            return arrays["labels"]
+    with Image.open(path) as image:
+        return np.asarray(image)
 
 
 def mask_image(labels: np.ndarray) -> Image.Image:
@@ -181,7 +242,7 @@ def write_attention(
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
         os.chmod(tmp, 0o777 & ~_umask())
     except OSError as exc:
-        raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
+        raise write_error(folder, exc) from None
     try:
         with open(tmp / "attention.npz", "wb") as handle:
             np.savez(handle, **arrays, **npz_arrays(record))
@@ -192,7 +253,7 @@ def write_attention(
             shutil.rmtree(folder)
         os.replace(tmp, folder)
     except OSError as exc:
-        raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
+        raise write_error(folder, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -20,6 +20,8 @@ from faseg_cli.files.fonts import font_for
 from faseg_cli.files.palette import voc_colormap
 
 MIN_SIDE = 256
+ROWS = 256
+"""Rows blended at a time by ``tint``."""
 PANEL = (255, 255, 255)
 INK = (20, 20, 20)
 FAINT = (110, 110, 110)
@@ -65,11 +67,19 @@ def _column_widths(widths: list[int], rows: int) -> list[int]:
 
 
 def tint(image: Image.Image, labels: np.ndarray, alpha: float = 0.5) -> Image.Image:
-    """``image`` blended with the VOC colour of each pixel's label (background left as is)."""
+    """``image`` blended with the VOC colour of each pixel's label (background left as is).
+
+    Blended ``ROWS`` rows at a time: the float copies stay a few MB whatever the image's size.
+    """
     colors = voc_colormap()
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    tinted = np.where(labels[..., None] > 0, (1 - alpha) * base + alpha * colors[labels], base)
-    return Image.fromarray(tinted.astype(np.uint8))
+    pixels = np.asarray(image.convert("RGB"))
+    tinted = np.empty_like(pixels)
+    for top in range(0, pixels.shape[0], ROWS):
+        base = pixels[top : top + ROWS].astype(np.float32)
+        rows = labels[top : top + ROWS]
+        blended = np.where(rows[..., None] > 0, (1 - alpha) * base + alpha * colors[rows], base)
+        tinted[top : top + ROWS] = blended.astype(np.uint8)
+    return Image.fromarray(tinted)
 
 
 def enlarged(picture: Image.Image) -> Image.Image:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import copy
+import ctypes
+import ctypes.util
+import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from PIL import Image
@@ -86,22 +90,34 @@ class CandidateModels:
 
 
 class SegmentService:
-    """One loaded ``Segmenter`` (and candidate models) serving batches of requests."""
+    """One loaded segmenter (any method) and its candidate models, serving batches of requests.
 
-    def __init__(self, segmenter, candidates: CandidateModels, model_name: str) -> None:
+    ``describe_source(source, vocab)`` records in a ``ClassSource`` what generates its
+    classes and caption (``generated_with``), as the command does for its files;
+    ``random_weights`` says the model is a random-weight test model.
+    """
+
+    def __init__(
+        self,
+        segmenter,
+        candidates: CandidateModels,
+        model_name: str,
+        describe_source: Callable[[ClassSource, str | None], None] | None = None,
+        random_weights: bool = False,
+    ) -> None:
         self.segmenter = segmenter
         self.candidates = candidates
         self.model_name = model_name
-
-    @property
-    def tokenizer(self):
-        return self.segmenter.model.tokenizer
+        self.describe_source = describe_source
+        self.random_weights = random_weights
 
     def describe(self) -> dict:
         """What ``/health`` reports about the model."""
         model = self.segmenter.model
         return {
+            "method": type(self.segmenter).method,
             "model": self.model_name,
+            "random_weights": self.random_weights,
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
             "vocabularies": self.candidates.vocabularies,
@@ -121,6 +137,8 @@ class SegmentService:
                 return [exc]
             log.debug("batch of %d failed (%s); running its requests one by one", len(requests), exc)
             return [self.run([request])[0] for request in requests]
+        finally:
+            release_memory()
 
     def _run(self, requests: list[SegmentRequest]) -> list[SegmentOutcome]:
         groups: dict[tuple, list[int]] = {}
@@ -153,11 +171,26 @@ class SegmentService:
         variant.settings = self.segmenter.settings.with_(threshold=threshold)
         return variant
 
+    def record(self, request: SegmentRequest, outcome: SegmentOutcome) -> str:
+        """The provenance record of the answer's files: what ``faseg segment`` writes into its own
+        for the same image, classes (or vocabulary), caption and settings."""
+        from faseg_cli.files.provenance import record
+        from faseg_cli.files.provenance import request as made_with
+
+        source = ClassSource(classes=request.classes, caption=request.caption)
+        if self.describe_source is not None:
+            self.describe_source(source, request.vocab)
+        made = made_with(outcome.settings, self.model_name, **source.request(None))
+        result = outcome.result
+        return record(made, classes=result.classes, prompt=result.prompt, **source.sources())
+
     def payload(self, request: SegmentRequest, outcome: SegmentOutcome) -> dict:
-        """The JSON answer: what ``faseg segment --json`` prints, the settings, and the files as base64."""
+        """The JSON answer: what ``faseg segment --json`` prints, the settings, and the files as base64
+        (carrying the same provenance record as the command's files)."""
         from faseg_cli.files.outputs import mask_png, overlay_jpeg
         from faseg_cli.files.palette import voc_colormap
 
+        record = self.record(request, outcome)
         result = outcome.result
         colors, names = voc_colormap(), ["background", *result.classes]
         body = {
@@ -170,10 +203,10 @@ class SegmentService:
             "height": request.image.height,
             "model": self.model_name,
             "settings": settings_dict(outcome.settings),
-            "mask_png": _base64(mask_png(result.labels)),
+            "mask_png": _base64(mask_png(result.labels, record)),
         }
         if request.overlay:
-            body["overlay_jpeg"] = _base64(overlay_jpeg(request.image, result.labels, result.classes))
+            body["overlay_jpeg"] = _base64(overlay_jpeg(request.image, result.labels, result.classes, record))
         if request.coco:
             from faseg_cli.files.coco import coco_document, image_regions
 
@@ -185,6 +218,19 @@ class SegmentService:
 def settings_dict(settings) -> dict:
     """Every field of a ``FasegSettings`` as JSON values (whatever fields it has)."""
     return json.loads(json.dumps(asdict(settings), default=str))
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system (glibc keeps large freed blocks otherwise); a no-op elsewhere."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
 
 
 def _base64(data: bytes) -> str:

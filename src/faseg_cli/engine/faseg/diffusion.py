@@ -65,14 +65,18 @@ class DiffusionModel:
     def from_components(
         cls, unet, vae, text_encoder, tokenizer, device, dtype, path: Path, schedule: dict | None = None
     ) -> DiffusionModel:
-        """Assemble from loaded modules: drop the VAE decoder, install the recorder, move to the device.
+        """Assemble from loaded modules: drop the VAE decoder, give the encoder's ResNet blocks their lean
+        forward (``models.lean``: fewer activations, the same bits), install the recorder, move to the device.
 
         ``schedule`` holds the noise-schedule fields of a scheduler config (default: the reference's).
         """
+        from faseg_cli.models.lean import lean_resnets
+
         quiet_libraries()
         for name in VAE_UNUSED:
             if hasattr(vae, name):
                 delattr(vae, name)
+        lean_resnets(vae.encoder)
         recorder = AttentionRecorder()
         unet.set_attn_processor(RecordingAttnProcessor(recorder))
         layout = preferred_layout(device)

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import torch
 
-INVERSIONS = ("ddim", "none", "euler")
-"""``ddim``: the published code (a DDIM step, then the recorded pass); ``none``: one recorded pass on the
-clean latent; ``euler``: a rectified-flow Euler step (the paper's reading, an ablation)."""
-
 REFERENCE_SCHEDULE = {
     "beta_start": 0.00085,
     "beta_end": 0.012,

@@ -21,6 +21,7 @@ from faseg_cli.engine.faseg.settings import FasegSettings
 from faseg_cli.engine.scores import labels_from_scores, minmax
 from faseg_cli.errors import WeightsError
 from faseg_cli.files.images import model_input, resize_labels
+from faseg_cli.models.device import give_back_freed_memory
 
 
 class Segmenter(SegmenterBase):
@@ -56,6 +57,12 @@ class Segmenter(SegmenterBase):
         path = resolve_model(model, DIFFUSION)
         cls.announce(model, torch_device, torch_dtype)
         return cls(DiffusionModel.load(path, torch_device, torch_dtype), settings)
+
+    def check_classes(self, classes: list[str]) -> list[str]:
+        """Checked names that also fit the text encoder's prompt (no name longer than it)."""
+        checked = super().check_classes(classes)
+        build_class_prompts(self.model.tokenizer, checked)
+        return checked
 
     def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
         """The dual prompt per image; images without classes get an all-background mask without the model."""
@@ -105,11 +112,13 @@ class Segmenter(SegmenterBase):
             weights = torch.stack([cp.token_weights(num_prompts, max(map(len, classes))) for cp in class_prompts])
         with stage("vae"):
             latents = m.encode_images(pixels)
+            give_back_freed_memory()  # the encoder's activations, before the UNet passes
         with stage("text"):
             text = m.encode_text(tokenize_prompts(m.tokenizer, prompts)).repeat_interleave(copies, 0)
             class_embeds = m.encode_text(ids).reshape(len(pictures), num_prompts * m.prompt_length, -1)
         with stage("inversion"):
             latents = self._invert(latents, text)
+            give_back_freed_memory()  # the first pass's, before the recorded pass
         with stage("unet"):
             m.recorder.start(class_embeds, weights, m.prompt_length)
             try:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from faseg_cli.engine.faseg.schedule import INVERSIONS
 from faseg_cli.errors import UsageError
 
 LEVELS = (8, 4, 2, 1)
 """Divisors of the latent size that the weight tuples refer to, coarse to fine."""
+
+INVERSIONS = ("ddim", "none", "euler")
+"""``ddim``: the published code (a DDIM step, then the recorded pass); ``none``: one recorded pass on the
+clean latent; ``euler``: a rectified-flow Euler step (the paper's reading, an ablation). Kept here, free of
+torch, so that the command line can check the choice without loading the engine."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class FasegSettings:
     refine: bool = True
     """Refine the fused cross-attention with self-attention (HARD); off = min-max of the fused map."""
     inversion: str = "ddim"
-    """How the latent reaches the recording timestep (``schedule.INVERSIONS``): ``ddim`` is the published code's
+    """How the latent reaches the recording timestep (``INVERSIONS``): ``ddim`` is the published code's
     DDIM step with the UNet, then a second, recorded pass; ``none`` one recorded pass on the clean latent (faster,
     an approximation); ``euler`` a rectified-flow Euler step (ablation)."""
     timestep: int | None = None

@@ -3,7 +3,9 @@
 Per image (``naclip.py:110-160``): resize (short side 336), normalise, dense logits of the
 sliding windows (or of the whole image), bilinear to the image's size, PAMR guided by the
 normalised image, softmax over the queries, background where its queries win or the best
-probability is below the threshold. Scores and labels are at the image's own size.
+probability is below the threshold. Labels are at the image's own size, and so are the
+scores up to ``STRIPE_PIXELS``; a larger image is refined in column stripes, its scores
+sampled at the processing size, so that its memory stays bounded.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from faseg_cli.engine.naclip.model import WINDOW_BATCH, NaclipModel
 from faseg_cli.engine.naclip.settings import NaclipSettings
 from faseg_cli.engine.scores import labels_from_scores
 from faseg_cli.vocabularies import name_key
+
+STRIPE_PIXELS = 4_000_000
+"""Pictures up to this size are refined whole; larger ones in column stripes of about this size."""
 
 
 class NaclipSegmenter(SegmenterBase):
@@ -56,6 +61,8 @@ class NaclipSegmenter(SegmenterBase):
         if not names:
             return Segmentation([], np.zeros((height, width), np.uint8), np.zeros((0, height, width), np.float32), "")
         queries, query_class, background = self.queries(names)
+        if height * width > STRIPE_PIXELS:
+            return self._run_in_stripes(picture, names, queries, query_class, background)
         logits = self.logits(picture, queries)
         with self._stage("labels"):
             probs = class_probabilities(logits, query_class, int(query_class.max()) + 1, self.settings.logit_scale)
@@ -63,6 +70,58 @@ class NaclipSegmenter(SegmenterBase):
             scores, wins = scores.cpu(), None if wins is None else wins.cpu()
             labels = labels_from_scores(scores, self.settings.threshold, wins).numpy().astype(np.uint8)
         return Segmentation(names, labels, scores.numpy(), "", background=None if wins is None else wins.numpy())
+
+    def _run_in_stripes(self, picture: Image.Image, names, queries, query_class, background) -> Segmentation:
+        """``_run`` for a large picture, in column stripes of about ``STRIPE_PIXELS``: no map of the
+        picture's size per query or class ever exists, only the label map and the background wins.
+
+        The upsampling is split into its two passes (the width for the whole picture at the
+        processing height, then the height per stripe), which gives bit for bit the values of the
+        one-pass upsampling; each stripe is refined with a margin of every column PAMR can reach,
+        so its labels are those of the whole picture (up to rounding in the last bit of a float).
+        ``scores`` and ``background`` are sampled at the processing size (nearest pixel).
+        """
+        s, stage = self.settings, self._stage
+        height, width = picture.height, picture.width
+        with stage("preprocess"):
+            image = self.normalised(picture)
+        with stage("clip"):
+            small = self.dense_logits(image, queries)
+        rows, cols = image.shape[-2:]
+        wide, guide = _bilinear(small[None], (rows, width)), _bilinear(image, (rows, width))
+        margin = (s.pamr_steps + 1) * max(s.pamr_dilations) if s.pamr_steps else 0
+        step = max(64, STRIPE_PIXELS // height - 2 * margin)
+        sample_y = ((np.arange(rows) + 0.5) * height / rows).astype(int)
+        sample_x = ((np.arange(cols) + 0.5) * width / cols).astype(int)
+        labels = np.empty((height, width), np.uint8)
+        wins = np.zeros((height, width), bool) if background else None
+        scores = np.empty((len(names), rows, cols), np.float32)
+        for left in range(0, width, step):
+            right = min(width, left + step)
+            low, high = max(0, left - margin), min(width, right + margin)
+            with stage("pamr"):
+                logits = F.interpolate(
+                    wide[..., low:high], size=(height, high - low), mode="bilinear", align_corners=False
+                )
+                if s.pamr_steps:
+                    stripe_guide = F.interpolate(
+                        guide[..., low:high], size=(height, high - low), mode="bilinear", align_corners=False
+                    )
+                    logits = pamr(stripe_guide, logits, s.pamr_steps, s.pamr_dilations)
+                    del stripe_guide
+                logits = logits[0, :, :, left - low : right - low]
+            with stage("labels"):
+                probs = class_probabilities(logits, query_class, int(query_class.max()) + 1, s.logit_scale)
+                del logits
+                part, part_wins = split_background(probs, background)
+                part, part_wins = part.cpu(), None if part_wins is None else part_wins.cpu()
+                labels[:, left:right] = labels_from_scores(part, s.threshold, part_wins).numpy()
+                if part_wins is not None:
+                    wins[:, left:right] = part_wins.numpy()
+                inside = (sample_x >= left) & (sample_x < right)
+                scores[:, :, inside] = part.numpy()[:, sample_y][:, :, sample_x[inside] - left]
+        sampled_wins = None if wins is None else wins[sample_y][:, sample_x]
+        return Segmentation(names, labels, scores, "", background=sampled_wins)
 
     def queries(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """Query embeddings ``(Q, E)``, each query's class, and whether class 0 is background.
@@ -84,9 +143,7 @@ class NaclipSegmenter(SegmenterBase):
         s, stage = self.settings, self._stage
         size = (picture.height, picture.width)
         with stage("preprocess"):
-            pixels = torch.from_numpy(np.array(picture))
-            resized = resize_bilinear(pixels, rescaled_size(picture.width, picture.height, s.short_side, s.long_side))
-            image = normalise(resized, s.pixel_mean, s.pixel_std).to(self.model.device)
+            image = self.normalised(picture)
         with stage("clip"):
             logits = self.dense_logits(image, queries)
         with stage("pamr"):
@@ -95,6 +152,13 @@ class NaclipSegmenter(SegmenterBase):
                 guide = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
                 logits = pamr(guide, logits, s.pamr_steps, s.pamr_dilations)
         return logits[0]
+
+    def normalised(self, picture: Image.Image) -> torch.Tensor:
+        """The ``(1, 3, h, w)`` normalised picture at the processing size, on the model's device."""
+        s = self.settings
+        pixels = torch.from_numpy(np.array(picture))
+        resized = resize_bilinear(pixels, rescaled_size(picture.width, picture.height, s.short_side, s.long_side))
+        return normalise(resized, s.pixel_mean, s.pixel_std).to(self.model.device)
 
     def dense_logits(self, image: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         """``(Q, h, w)`` logits of the normalised ``(1, 3, h, w)`` image: whole, or sliding windows averaged."""
@@ -111,3 +175,7 @@ class NaclipSegmenter(SegmenterBase):
             ]
         )
         return merge_windows(boxes, list(logits), height, width)
+
+
+def _bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
