@@ -31,3 +31,13 @@ def test_quick_benchmark_reports_every_stage(tmp_path, monkeypatch, capsys):
     assert report["runs"][1]["max_score_difference_vs_first"] == 0
     assert report["hard"]["max_relative_difference"] < 1e-4
     assert "HARD: factorised" in capsys.readouterr().out
+
+
+def test_drop_absent_benchmark_runs(tmp_path, monkeypatch):
+    script = BENCH.parent / "drop_absent.py"
+    out = tmp_path / "drop.json"
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    monkeypatch.setattr(sys, "argv", [str(script), "--preset", "tiny", "--images", "1", "--output", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    report = json.loads(out.read_text())
+    assert report["s_per_image"] > 0 and report["floor_s_per_image"] > 0 and report["reference"] == "coco"

@@ -280,3 +280,21 @@ def test_memory_script_runs(tmp_path, monkeypatch):
     data = json.loads(report.read_text())
     assert data["answered"] == {"200": 11, "400": 1} and data["largest_batch"] > 1
     assert data["rss_mib"][0]["after"] >= 4 and data["rss_mib"][-1]["after"] == 12
+
+
+def test_coco_answer_decodes_to_the_mask(client):
+    from pycocotools.coco import COCO
+
+    answer = post(client, png(), "shot.png", classes="dog,person", coco="1")
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    coco = COCO()
+    coco.dataset = data["coco"]
+    coco.createIndex()
+    assert coco.dataset["images"] == [{"id": 1, "file_name": "shot.png", "width": 40, "height": 30}]
+    mask = np.asarray(Image.open(io.BytesIO(decoded(data["mask_png"]))))
+    labels = np.zeros_like(mask)
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        labels[coco.annToMask(ann) > 0] = ann["category_id"]
+    np.testing.assert_array_equal(labels, mask)
+    assert "coco" not in post(client, png(), classes="dog").json()

@@ -89,3 +89,17 @@ def test_candidate_lists_of_two_processes_are_saved_whole(photos):
     images = sorted(json.loads(line)["image"] for line in two.stdout.splitlines())
     assert images == sorted(json.loads(line)["image"] for line in one.stdout.splitlines()) and len(images) == 5
     assert two.stderr.count("Wrote 5 class lists to two.json") == 1 and "Proposed 5 images" in two.stderr
+
+
+def test_two_processes_write_one_coco_file_and_one_yolo_dataset(model_args, photos):
+    args = ["segment", photos, "-r", "-c", "dog,person", "--instances", *model_args]
+    two = torchrun(*args, "-o", "two", "--coco", "two.json", "--yolo", "yolo-two")
+    one = one_process(*args, "-o", "one", "--coco", "one.json", "--yolo", "yolo-one")
+    assert two.returncode == one.exit_code == 1, two.stderr
+    assert json.loads(Path("two.json").read_text()) == json.loads(Path("one.json").read_text())
+    assert len(json.loads(Path("two.json").read_text())["images"]) == 5
+    assert files("yolo-two/labels") == files("yolo-one/labels") and len(files("yolo-one/labels")) == 5
+    assert two.stderr.count("Wrote COCO annotations of 5 images to two.json") == 1
+    resumed = torchrun(*args, "-o", "two", "--coco", "two.json", "--skip-existing")
+    assert "5 skipped" in resumed.stderr
+    assert json.loads(Path("two.json").read_text()) == json.loads(Path("one.json").read_text())

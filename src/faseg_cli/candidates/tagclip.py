@@ -22,7 +22,7 @@ The functions below are the pure tensor steps; :class:`TagClip` runs them on a m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -161,14 +161,18 @@ class TagClip:
         vocabulary: Vocabulary,
         distractors: Sequence[str] | None = None,
         max_side: int = 640,
+        embeddings: Callable[[Sequence[str]], torch.Tensor] | None = None,
     ):
+        """``embeddings(names)``: the (K, E) text embeddings of the vocabulary's classes and the distractors
+        kept, in that order (default: ``class_embeddings``, cached on disk per list)."""
         lookup = ClassLookup(vocabulary)
         extra = [d for d in (default_distractors() if distractors is None else distractors) if lookup(d) is None]
         self.encoder = encoder
         self.classes = vocabulary.classes
         self.names = (*vocabulary.classes, *extra)
         self.max_side = max_side
-        self.text = class_embeddings(encoder, self.names).to(encoder.device)
+        embed = embeddings or (lambda names: class_embeddings(encoder, names))
+        self.text = embed(self.names).to(encoder.device)
 
     @torch.inference_mode()
     def __call__(self, image: Image.Image) -> TagClipResult:

@@ -39,6 +39,8 @@ class ClassSource:
     """A ``CandidateGenerator``, when classes are generated."""
     captioner: object = None
     """A ``Captioner``, when ``caption`` is ``"auto"``."""
+    absent: object = None
+    """An ``AbsentClasses`` (``--drop-absent``): drops the classes each picture does not show."""
     generated_with: dict = field(default_factory=dict)
     """What generates the ``classes`` and the ``caption`` (vocabulary, models), for output records."""
 
@@ -66,10 +68,13 @@ class ClassSource:
         given values as they are, generated ones as what generates them (``generated_with``).
         ``InputError`` as ``job``."""
         classes, caption = self._given(path)
-        return {
+        made = {
             "classes": self.generated_with.get("classes") if classes is None else classes,
             "caption": self.generated_with.get("caption") if self.auto_captions else caption,
         }
+        if "drop_absent" in self.generated_with:
+            made["drop_absent"] = self.generated_with["drop_absent"]
+        return made
 
     def sources(self) -> dict:
         """Where class lists and captions come from: given, file:PATH, auto; none (the class prompt)."""
@@ -92,7 +97,8 @@ class ClassSource:
         return self.caption == AUTO and self.captions is None
 
     def complete(self, jobs: list[Job]) -> tuple[list[list[str]], list[str | None]]:
-        """Class lists and captions for a batch, generating what is missing."""
+        """Class lists and captions for a batch, generating what is missing (and dropping, with ``absent``,
+        the classes each picture does not show)."""
         captions = [job.caption for job in jobs]
         if self.auto_captions:
             captions = self.captioner.caption([job.image for job in jobs])
@@ -103,4 +109,6 @@ class ClassSource:
             found = self.generator.generate([jobs[i].image for i in todo], given)
             for i, candidates in zip(todo, found):
                 classes[i] = list(candidates.candidates)
+        if self.absent is not None:
+            classes = [self.absent.present(job.image, names) for job, names in zip(jobs, classes)]
         return classes, captions

@@ -108,14 +108,14 @@ def candidates_command(
         if save_classes is not None or save_captions is not None:
             found_lists[path] = (found.candidates, found.caption)
 
-    def finish(workers, items):
+    def finish(workers, entries):
         """Rank 0 saves the lists found by every process, in input order."""
         merged = {}
         for part in workers.gather(found_lists):
             merged.update(part)
         if not workers.primary:
             return
-        done = [(item.path.stem, merged[item.path]) for item in items if item.path in merged]
+        done = [(item.path.stem, merged[item.path]) for item, _ in entries if item.path in merged]
         found_classes = {stem: classes for stem, (classes, _) in done}
         found_captions = {stem: caption for stem, (_, caption) in done}
         if save_classes is not None:

@@ -125,9 +125,9 @@ def run_image_command(
     Under ``torchrun`` each process takes every N-th input of the expanded list (a
     stable order, so ``--skip-existing`` resumes a run with the same N), runs on its own
     GPU and writes its own outputs; result lines never interleave, the counts are summed
-    and rank 0 prints the summary. ``finish(workers, items)``, if given, runs on every
+    and rank 0 prints the summary. ``finish(workers, entries)``, if given, runs on every
     process after the batches while they are still connected (to gather results);
-    ``items`` are all the inputs, in order.
+    ``entries`` are all the inputs with their plans, ``(item, plan)``, in order.
     """
     import sys
 
@@ -160,7 +160,7 @@ def run_image_command(
     with workers.connected(torch.device("cpu"), timeout=RUN_TIMEOUT), shared_stdout(workers.whole_lines):
         check, todo = ResumeCheck(), []
         for item, plan in mine:
-            if not (batch.skip_existing and check.keep({path: plan.request for path in plan.files.values()})):
+            if not (batch.skip_existing and check.keep(plan.expected())):
                 todo.append((item, plan))
             elif replay is not None:
                 replay((item, plan), check.kept)
@@ -176,7 +176,7 @@ def run_image_command(
             read = lambda entry: load(entry[0].path)  # noqa: E731
             run_batches(todo, batch.batch_size, read, compute, emit, tally, f"{verb}…", show=workers.primary)
         if finish is not None:
-            finish(workers, found.items)
+            finish(workers, list(zip(found.items, plans)))
         tally = _total(workers, tally)
     if workers.primary:
         report(tally, verb)

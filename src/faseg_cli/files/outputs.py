@@ -32,7 +32,7 @@ from faseg_cli.files.overlay import overlay_image
 from faseg_cli.files.palette import voc_colormap
 from faseg_cli.files.provenance import npz_arrays, png_info
 
-SUFFIXES = {"mask": ".png", "overlay": ".overlay.jpg", "scores": ".npz", "attention": ""}
+SUFFIXES = {"mask": ".png", "overlay": ".overlay.jpg", "scores": ".npz", "attention": "", "regions": ".regions.json"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,18 @@ class OutputPaths:
 
     files: dict[str, Path]
     request: dict | None = None
-    """What this run would make them with (``provenance.request``); None when unknown."""
+    """What this run would make them with (``provenance.request``); None when unknown. A key named as a
+    kind (``regions``) is a part of the request that only that kind's file records."""
+
+    def request_of(self, kind: str) -> dict | None:
+        """The request the file of ``kind`` records: the plan's, less the parts of the other kinds."""
+        if self.request is None:
+            return None
+        return {key: value for key, value in self.request.items() if key not in SUFFIXES or key == kind}
+
+    def expected(self) -> dict[Path, dict | None]:
+        """Each file and the request it must record to be kept by a resume."""
+        return {path: self.request_of(kind) for kind, path in self.files.items()}
 
 
 def plan_outputs(items: list[InputItem], output_dir: Path, kinds: list[str]) -> list[OutputPaths]:

@@ -1,7 +1,8 @@
 """What produced each output file, recorded inside it, so that a resume keeps only true matches.
 
 Every output carries a JSON *record*: a PNG in its ``faseg`` text chunk, a JPEG in its
-comment, an ``.npz`` in its ``provenance`` array, a folder in its ``attention.npz``.
+comment, an ``.npz`` in its ``provenance`` array, a JSON file in its ``provenance`` member,
+a folder in its ``attention.npz``.
 The record is the *request*: everything that decides the output and is known before
 any model runs (the faseg version, the model, every field of ``FasegSettings`` via
 ``dataclasses.asdict``, the image's class list and caption or what generates them,
@@ -81,6 +82,8 @@ def read_record(path: Path) -> dict | None:
             text = _decoded_npz(path / FOLDER_FILE)
         elif path.suffix == ".npz":
             text = _decoded_npz(path)
+        elif path.suffix == ".json":
+            text = json.dumps(json.loads(path.read_text("utf-8")).get(NPZ_KEY))
         else:
             text = _decoded_image(path)
     except Exception as exc:  # any failure to decode (zip, zlib, image, I/O) means the output is damaged

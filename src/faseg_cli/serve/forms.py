@@ -2,7 +2,7 @@
 
 Form fields: ``image`` (the file), ``classes`` (``dog, person``) or ``vocab`` (a
 vocabulary name: automatic candidates), optional ``caption`` (text or ``auto``),
-``threshold`` (0-1) and ``overlay`` (``1``/``true``). Everything the model pass could
+``threshold`` (0-1), ``overlay`` and ``coco`` (``1``/``true``). Everything the model pass could
 reject is checked here first, so a bad request never fails the batch it would join.
 The body must arrive within the read timeout (408), an image over the pixel limit is
 refused from its header (413), and a client that leaves mid-upload ends the request
@@ -18,7 +18,7 @@ from faseg_cli.errors import InputError, UsageError
 from faseg_cli.files.images import MAX_PIXELS
 from faseg_cli.serve.service import SegmentRequest
 
-FIELDS = ("image", "classes", "vocab", "caption", "threshold", "overlay")
+FIELDS = ("image", "classes", "vocab", "caption", "threshold", "overlay", "coco")
 TRUE = ("1", "true", "yes", "on")
 
 
@@ -128,6 +128,8 @@ def parse_request(fields: dict, service, max_pixels: int | None = MAX_PIXELS) ->
         caption=caption,
         threshold=_threshold(fields.get("threshold", "").strip()),
         overlay=fields.get("overlay", "").strip().lower() in TRUE,
+        coco=fields.get("coco", "").strip().lower() in TRUE,
+        file_name=name,
     )
 
 

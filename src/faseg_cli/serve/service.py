@@ -39,6 +39,10 @@ class SegmentRequest:
     threshold: float | None = None
     """None: the server's threshold."""
     overlay: bool = False
+    coco: bool = False
+    """Answer the COCO annotations of the mask too (``coco`` in the JSON)."""
+    file_name: str = "upload"
+    """The uploaded file's name (the COCO image's ``file_name``)."""
 
 
 @dataclass
@@ -202,6 +206,11 @@ class SegmentService:
         }
         if request.overlay:
             body["overlay_jpeg"] = _base64(overlay_jpeg(request.image, result.labels, result.classes, record))
+        if request.coco:
+            from faseg_cli.files.coco import coco_document, image_regions
+
+            found = image_regions(result.labels, result.scores, result.classes)
+            body["coco"] = coco_document([(1, request.file_name, found)], result.classes)
         return body
 
 
