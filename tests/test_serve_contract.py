@@ -25,15 +25,12 @@ httpx = pytest.importorskip("httpx", reason="httpx is installed with the [test] 
 pytest.importorskip("starlette", reason="the serve extra is installed with the [test] extra")
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"fa-seg": "tiny-random", "naclip": "tiny-clip"}
-"""Each method's random-weight test model (a new method needs its entry here)."""
 runner = CliRunner()
 
 
 def tiny_model(method: str) -> str:
-    if method not in TINY:
-        pytest.fail(f"method {method}: add its random-weight test model to TINY")
-    return TINY[method]
+    """The method's random-weight test model, from the method table."""
+    return METHODS[method].tiny_model
 
 
 def png(width=48, height=32) -> bytes:
