@@ -63,6 +63,11 @@ class Segmentation:
     class_prompts: list[str] | None = None
     """DiffSegmenter: each class's own prompt (``prompt`` joins them with " | ")."""
 
+    @classmethod
+    def empty(cls, height: int, width: int) -> Segmentation:
+        """The result for an empty class list: all background."""
+        return cls([], np.zeros((height, width), np.uint8), np.zeros((0, height, width), np.float32), "")
+
     def labels_at(self, threshold: float) -> np.ndarray:
         """uint8 labels at the scores' resolution for another background threshold, as the method thresholds."""
         background = None if self.background is None else torch.from_numpy(self.background)

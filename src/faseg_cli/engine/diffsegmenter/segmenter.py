@@ -94,7 +94,7 @@ class DiffSegmenter(SegmenterBase):
         s, m, stage = self.settings, self.model, self._stage
         height, width = picture.height, picture.width
         if not names:
-            return Segmentation([], np.zeros((height, width), np.uint8), np.zeros((0, height, width), np.float32), "")
+            return Segmentation.empty(height, width)
         with stage("blip"):
             prefixes = [blip_prefix(s.prefix, s.prompt_name(name)) for name in names]
             texts = self.captioner.continue_text(picture, prefixes, s.max_length)

@@ -110,7 +110,7 @@ class IsegSegmenter(SegmenterBase):
         s, m, stage = self.settings, self.model, self._stage
         height, width = picture.height, picture.width
         if not names:
-            return Segmentation([], np.zeros((height, width), np.uint8), np.zeros((0, height, width), np.float32), "")
+            return Segmentation.empty(height, width)
         with stage("preprocess"):
             prompt = build_prompt(m.tokenizer, self.class_names(names), s.context)
             pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)[None]

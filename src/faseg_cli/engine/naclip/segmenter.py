@@ -60,7 +60,7 @@ class NaclipSegmenter(SegmenterBase):
     def _run(self, picture: Image.Image, names: list[str]) -> Segmentation:
         height, width = picture.height, picture.width
         if not names:
-            return Segmentation([], np.zeros((height, width), np.uint8), np.zeros((0, height, width), np.float32), "")
+            return Segmentation.empty(height, width)
         queries, query_class, background = self.queries(names)
         if height * width > STRIPE_PIXELS:
             return self._run_in_stripes(picture, names, queries, query_class, background)
