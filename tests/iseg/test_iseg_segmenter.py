@@ -120,7 +120,7 @@ def test_serve_segments_with_iseg(model):
         IsegSegmenter(model), CandidateModels(builtin_names(), "both", "tiny-clip", "tiny-blip", "cpu", None), "tiny"
     )
     image = (FIXTURES / "context_chelsea" / "image.jpg").read_bytes()
-    with TestClient(create_app(service, max_upload_bytes=200_000)) as client:
+    with TestClient(create_app(service, max_upload_bytes=200_000), base_url="http://127.0.0.1") as client:
         answer = client.post("/segment", files={"image": ("cat.jpg", image)}, data={"classes": "cat,table"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["classes"] == ["cat", "table"]

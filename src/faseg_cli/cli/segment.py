@@ -79,21 +79,8 @@ def class_source(classes, classes_from, caption, captions_from, candidates: Cand
 def json_record(item, files: dict, result, seconds: float, settings, dropped: list | None = None) -> str:
     """The JSON line of one processed image (``settings``: those it was made with, FA-Seg's or NACLIP's;
     ``dropped``: with --drop-absent, the classes dropped)."""
-    from faseg_cli.files.palette import class_colors
-
-    return json.dumps(
-        {
-            "input": str(item.path),
-            "outputs": {kind: str(path) for kind, path in files.items()},
-            "classes": result.classes,
-            **({"dropped": dropped} if dropped is not None else {}),
-            "prompt": result.prompt,
-            **settings.summary(),
-            "fractions": result.fractions(),
-            "colors": class_colors(result.classes),
-            "seconds": round(seconds, 4),
-        }
-    )
+    extra = {"dropped": dropped} if dropped is not None else {}
+    return _line(item, files, result.classes, result.prompt, settings, result.fractions(), seconds, extra)
 
 
 def replayed_record(item, files: dict, records: dict, settings) -> str:
@@ -105,16 +92,25 @@ def replayed_record(item, files: dict, records: dict, settings) -> str:
 
     kind, path = next(iter(files.items()))
     found = records[path][RESULT]
+    fractions = label_fractions(read_labels(kind, path), found["classes"])
+    return _line(item, files, found["classes"], found["prompt"], settings, fractions, 0.0, {"skipped": True})
+
+
+def _line(item, files: dict, classes: list, prompt: str, settings, fractions: dict, seconds: float, extra) -> str:
+    """One JSON line: what ``json_record`` and ``replayed_record`` share."""
+    from faseg_cli.files.palette import class_colors
+
     return json.dumps(
         {
             "input": str(item.path),
             "outputs": {kind: str(path) for kind, path in files.items()},
-            "classes": found["classes"],
-            "prompt": found["prompt"],
+            "classes": classes,
+            "prompt": prompt,
             **settings.summary(),
-            "fractions": label_fractions(read_labels(kind, path), found["classes"]),
-            "seconds": 0.0,
-            "skipped": True,
+            "fractions": fractions,
+            "colors": class_colors(classes),
+            "seconds": round(seconds, 4),
+            **extra,
         }
     )
 

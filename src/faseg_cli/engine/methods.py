@@ -29,8 +29,8 @@ class Method:
     segmenter: str
     """``module:Class`` of its segmenter (a ``SegmenterBase`` with a ``load`` classmethod)."""
     settings: str
-    """``module:Class`` of its settings (frozen dataclass with ``threshold``, ``summary()``, ``with_()`` and
-    ``from_options()``)."""
+    """``module:Class`` of its settings (frozen dataclass with ``threshold``, ``summary()``, ``recorded()``,
+    ``with_()`` and ``from_options()``)."""
     default_model: str
     """The registered model it loads when none is given."""
     tiny_model: str

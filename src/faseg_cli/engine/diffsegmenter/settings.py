@@ -10,7 +10,7 @@ choices are the defaults: seed 4307, background 0.5.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from faseg_cli.errors import UsageError
 
@@ -80,6 +80,10 @@ class DiffSegmenterSettings:
             raise UsageError(f"--seed {self.seed}: must be non-negative")
         if self.max_length < 2 or self.classes_per_pass < 0 or self.ing_offset < 1:
             raise UsageError("DiffSegmenter max_length >= 2, classes_per_pass >= 0 and ing_offset >= 1")
+
+    def recorded(self) -> dict:
+        """Every field as results record it (``/health``, eval's JSON)."""
+        return asdict(self)
 
     def summary(self) -> dict:
         """What a result line says about how it was made."""

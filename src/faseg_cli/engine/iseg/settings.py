@@ -6,7 +6,7 @@ Context and COCO-Object ones for ``faseg eval`` (SPEC §6.2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from faseg_cli.errors import UsageError
 
@@ -68,6 +68,10 @@ class IsegSettings:
             raise UsageError(f"--resolution {self.resolution}: iSeg runs at 512 only (its maths is fixed to 64 x 64)")
         if self.seed < 0:
             raise UsageError(f"--seed {self.seed}: must be non-negative")
+
+    def recorded(self) -> dict:
+        """Every field as results record it (``/health``, eval's JSON)."""
+        return asdict(self)
 
     def summary(self) -> dict:
         """What a result line says about how it was made."""
