@@ -19,7 +19,10 @@ def test_models_lists_every_registered_model_with_kind_licence_and_cache_state(s
     records = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
     assert list(records) == list(MODELS)
     assert records["diffusion"]["kind"] == "sd15" and "non-commercial" in records["diffusion"]["license"]
-    assert records["diffusion"]["used_with"] == ["--method fa-seg", "--method diffsegmenter"] and records["diffusion"]["size"] == "4.4 GB"
+    assert (
+        records["diffusion"]["used_with"] == ["--method fa-seg", "--method diffsegmenter"]
+        and records["diffusion"]["size"] == "4.4 GB"
+    )
     assert records["clip"]["used_with"] == ["--method naclip", "--clip-model"] and records["clip"]["license"] == "MIT"
     assert records["tiny-blip"]["used_with"] == ["--caption-model"]
     assert not records["diffusion"]["cached"] and records["diffusion"]["revision"] == MODELS["diffusion"].revision
