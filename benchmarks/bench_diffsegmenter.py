@@ -17,14 +17,13 @@ continuations. Prints one line per K and, with ``--output``, writes the figures 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from measure import build_model, machine, peak_memory_gib, reset_peak_memory, test_images, timed
+from measure import build_model, class_count_run, finish_report, peak_memory_gib, test_images, time_method, timed
 
 from faseg_cli.engine.blip import Captioner
 from faseg_cli.engine.diffsegmenter.prompts import blip_prefix
@@ -104,16 +103,6 @@ def floor_seconds(segmenter: DiffSegmenter, image, classes: list[str]) -> float:
         m.unet.set_attn_processor(recording)
 
 
-def time_method(segmenter, images, classes) -> float:
-    """Seconds per image (after one warm-up image)."""
-    segmenter.segment(images[0], classes)
-    reset_peak_memory(segmenter.model.device)
-    began = time.perf_counter()
-    for image in images[1:]:
-        segmenter.segment(image, classes)
-    return (time.perf_counter() - began) / (len(images) - 1)
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = select_device(args.device)
@@ -130,32 +119,13 @@ def main(argv: list[str] | None = None) -> dict:
             segmenter = DiffSegmenter(model, captioner, settings, timer)
             seconds = time_method(segmenter, images, classes)
             peak = peak_memory_gib(device)
-            floors = [floor_seconds(segmenter, images[1], classes) for _ in range(2)]
-            run = {
-                "classes": count,
-                "s_per_image": seconds,
-                "floor_s": statistics.median(floors),
-                "floor_ratio": seconds / statistics.median(floors),
-                "peak_memory_gib": peak,
-                "stage_median_s": {k: statistics.median(v) for k, v in timer.seconds.items()},
-            }
+            floor = statistics.median(floor_seconds(segmenter, images[1], classes) for _ in range(2))
+            faseg = None
             if args.with_faseg:
-                faseg = Segmenter(model, FasegSettings(resolution=args.resolution))
-                run["faseg_s_per_image"] = time_method(faseg, images, classes)
-                run["faseg_peak_memory_gib"] = peak_memory_gib(device)
-            report["runs"].append(run)
-            stages = " ".join(f"{k} {v:.2f}" for k, v in run["stage_median_s"].items())
-            faseg_note = f", FA-Seg {run['faseg_s_per_image']:.2f} s" if args.with_faseg else ""
-            print(
-                f"K={count}: {seconds:.2f} s/image ({run['floor_ratio']:.3f}x the floor, {run['floor_s']:.2f} s)"
-                f"{faseg_note}, peak {peak:.2f} GiB | median s: {stages}",
-                flush=True,
-            )
-    report.update(machine(device, dtype))
-    print(f"load average {report['load_average']}")
-    if args.output:
-        args.output.write_text(json.dumps(report, indent=2))
-    return report
+                faseg_s = time_method(Segmenter(model, FasegSettings(resolution=args.resolution)), images, classes)
+                faseg = (faseg_s, peak_memory_gib(device))
+            report["runs"].append(class_count_run(count, seconds, floor, peak, timer, faseg))
+    return finish_report(report, device, dtype, args.output)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from measure import machine, peak_memory_gib, reset_peak_memory, test_images, timed
+from measure import class_count_run, finish_report, peak_memory_gib, test_images, time_method, timed
 
 from faseg_cli.engine.diffusion.model import DiffusionModel
 from faseg_cli.engine.diffusion.schedule import add_noise, seeded_noise
@@ -76,16 +75,6 @@ def floor_seconds(segmenter: IsegSegmenter, classes: list[str]) -> float:
         m.unet.set_attn_processor(recording)
 
 
-def time_method(segmenter, images, classes) -> float:
-    """Seconds per image (after one warm-up image)."""
-    segmenter.segment(images[0], classes)
-    reset_peak_memory(segmenter.model.device)
-    began = time.perf_counter()
-    for image in images[1:]:
-        segmenter.segment(image, classes)
-    return (time.perf_counter() - began) / (len(images) - 1)
-
-
 def build_model(preset: str, device: torch.device, dtype: torch.dtype) -> DiffusionModel:
     unet, vae, text, tokenizer = random_components(preset)
     return DiffusionModel.from_components(unet, vae, text, tokenizer, device, dtype, Path(f"random-{preset}"))
@@ -105,30 +94,12 @@ def main(argv: list[str] | None = None) -> dict:
         seconds = time_method(segmenter, images, classes)
         peak = peak_memory_gib(device)
         floor = statistics.median(floor_seconds(segmenter, classes) for _ in range(2))
-        run = {
-            "classes": count,
-            "s_per_image": seconds,
-            "floor_s": floor,
-            "floor_ratio": seconds / floor,
-            "peak_memory_gib": peak,
-            "stage_median_s": {k: statistics.median(v) for k, v in timer.seconds.items()},
-        }
+        faseg = None
         if args.with_faseg:
-            run["faseg_s_per_image"] = time_method(Segmenter(model, FasegSettings()), images, classes)
-            run["faseg_peak_memory_gib"] = peak_memory_gib(device)
-        report["runs"].append(run)
-        stages = " ".join(f"{k} {v:.2f}" for k, v in run["stage_median_s"].items())
-        faseg_note = f", FA-Seg {run['faseg_s_per_image']:.2f} s" if args.with_faseg else ""
-        print(
-            f"K={count}: {seconds:.2f} s/image ({run['floor_ratio']:.3f}x the floor, {floor:.2f} s){faseg_note}, "
-            f"peak {peak:.2f} GiB | median s: {stages}",
-            flush=True,
-        )
-    report.update(machine(device, dtype))
-    print(f"load average {report['load_average']}")
-    if args.output:
-        args.output.write_text(json.dumps(report, indent=2))
-    return report
+            faseg_s = time_method(Segmenter(model, FasegSettings()), images, classes)
+            faseg = (faseg_s, peak_memory_gib(device))
+        report["runs"].append(class_count_run(count, seconds, floor, peak, timer, faseg))
+    return finish_report(report, device, dtype, args.output)
 
 
 if __name__ == "__main__":

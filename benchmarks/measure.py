@@ -269,3 +269,48 @@ def time_naclip(segmenter, timer: StageTimer, images: list[Image.Image], classes
         "s_per_image": (time.perf_counter() - began) / len(images),
         "stage_median_s_per_image": {s: statistics.median(timer.seconds[s]) for s in NACLIP_STAGES},
     }
+
+
+def time_method(segmenter, images, classes) -> float:
+    """Seconds per image of ``segmenter`` on ``images[1:]`` (after one warm-up image), peak memory reset after it."""
+    segmenter.segment(images[0], classes)
+    reset_peak_memory(segmenter.model.device)
+    began = time.perf_counter()
+    for image in images[1:]:
+        segmenter.segment(image, classes)
+    return (time.perf_counter() - began) / (len(images) - 1)
+
+
+def class_count_run(count: int, seconds: float, floor: float, peak: float, timer, faseg: tuple | None) -> dict:
+    """One K of a per-class benchmark (DiffSegmenter, iSeg): the figures, printed as one line.
+
+    ``faseg`` is FA-Seg's (seconds per image, peak GiB) on the same model and classes, if timed."""
+    run = {
+        "classes": count,
+        "s_per_image": seconds,
+        "floor_s": floor,
+        "floor_ratio": seconds / floor,
+        "peak_memory_gib": peak,
+        "stage_median_s": {k: statistics.median(v) for k, v in timer.seconds.items()},
+    }
+    if faseg:
+        run["faseg_s_per_image"], run["faseg_peak_memory_gib"] = faseg
+    stages = " ".join(f"{k} {v:.2f}" for k, v in run["stage_median_s"].items())
+    faseg_note = f", FA-Seg {faseg[0]:.2f} s" if faseg else ""
+    print(
+        f"K={count}: {seconds:.2f} s/image ({run['floor_ratio']:.3f}x the floor, {floor:.2f} s){faseg_note}, "
+        f"peak {peak:.2f} GiB | median s: {stages}",
+        flush=True,
+    )
+    return run
+
+
+def finish_report(report: dict, device: torch.device, dtype: torch.dtype, output: Path | None) -> dict:
+    """Add the machine's facts, print the load average and write ``report`` as JSON to ``output`` if given."""
+    import json
+
+    report.update(machine(device, dtype))
+    print(f"load average {report['load_average']}")
+    if output:
+        output.write_text(json.dumps(report, indent=2))
+    return report
