@@ -1,9 +1,11 @@
-"""The benchmark script runs in its quick mode, so it cannot rot."""
+"""The benchmark scripts run in their quick modes, so they cannot rot."""
 
 import json
 import runpy
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
@@ -41,3 +43,18 @@ def test_drop_absent_benchmark_runs(tmp_path, monkeypatch):
     runpy.run_path(str(script), run_name="__main__")
     report = json.loads(out.read_text())
     assert report["s_per_image"] > 0 and report["floor_s_per_image"] > 0 and report["reference"] == "coco"
+
+
+@pytest.mark.parametrize("script", ["bench_diffsegmenter.py", "bench_iseg.py"])
+def test_quick_per_class_benchmarks_report_each_class_count(script, tmp_path, monkeypatch, capsys):
+    path, out = BENCH.parent / script, tmp_path / "bench.json"
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    monkeypatch.setattr(sys, "argv", [str(path), "--quick", "--with-faseg", "--output", str(out)])
+    runpy.run_path(str(path), run_name="__main__")
+    report = json.loads(out.read_text())
+    assert [run["classes"] for run in report["runs"]] == [1, 2]
+    for run in report["runs"]:
+        assert run["s_per_image"] > 0 and run["floor_s"] > 0 and run["peak_memory_gib"] > 0
+        assert run["floor_ratio"] == run["s_per_image"] / run["floor_s"]
+        assert run["faseg_s_per_image"] > 0 and run["stage_median_s"]["unet"] > 0
+    assert "K=2: " in capsys.readouterr().out

@@ -97,6 +97,9 @@ def test_pamr_matches_a_pixel_by_pixel_reference():
     assert pamr(guide, logits, 0, (1, 2)) is logits
     flat = torch.full((1, 2, 5, 6), 0.25)
     assert torch.allclose(pamr(guide, flat, 2, (8, 16)), flat)  # affinities sum to 1
+    mirrored = pamr(guide.flip(-1), logits.flip(-1), 3, (1, 2))  # each image of a batch on its own
+    pair = pamr(torch.cat([guide, guide.flip(-1)]), torch.cat([logits, logits.flip(-1)]), 3, (1, 2))
+    assert torch.allclose(pair[1:], mirrored, atol=1e-6) and not torch.allclose(pair[0], mirrored[0], atol=1e-2)
 
 
 def test_class_probabilities_take_the_max_over_a_class_queries():
