@@ -7,7 +7,7 @@ is its ``ru_maxrss``; the server's peak is its ``VmHWM`` after one request, and
 pixels still all have to be decoded). A baseline
 (the same on a 0.3 MP image) gives what the model and the libraries take anyway.
 
-    flock /tmp/faseg-heavy.lock python benchmarks/peak_memory.py --output /tmp/peak.json
+    python benchmarks/peak_memory.py --output /tmp/peak.json
 """
 
 from __future__ import annotations

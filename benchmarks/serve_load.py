@@ -9,7 +9,7 @@ Per level it reports the answered statuses (503: past the queue limit, with the
 and p99 latency of those, and the server's resident memory (now and peak).
 Bounded: at most ``levels x clients x requests`` requests and ``--seconds`` per level.
 
-    flock /tmp/faseg-heavy.lock python benchmarks/serve_load.py --output /tmp/load.json
+    python benchmarks/serve_load.py --output /tmp/load.json
 """
 
 from __future__ import annotations
