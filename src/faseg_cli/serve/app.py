@@ -45,7 +45,12 @@ class Limits:
 
 
 class DeadlinePassed(Exception):
-    pass
+    """No answer within the deadline; ``computing``: the request had reached the model (it was too slow, not
+    waiting behind others)."""
+
+    def __init__(self, computing: bool) -> None:
+        super().__init__("deadline passed")
+        self.computing = computing
 
 
 def create_app(service, limits: Limits | None = None, **overrides):
@@ -108,9 +113,14 @@ def create_app(service, limits: Limits | None = None, **overrides):
             return failure(503, message, {"Retry-After": str(exc.retry_after)})
         except Refused:
             return failure(503, "the server is shutting down", {"Retry-After": "10"})
-        except DeadlinePassed:
-            message = f"no answer within {limits.deadline:g} s (--deadline): the server is busy; try again later"
-            return failure(503, message, {"Retry-After": str(batcher.retry_after())})
+        except DeadlinePassed as exc:
+            late = f"no answer within {limits.deadline:g} s (--deadline)"
+            if exc.computing:  # a retry would take as long: no Retry-After
+                log.warning("POST /segment: %s while the model computed it", late)
+                return failure(503, f"{late}: segmenting it took longer; send a smaller image or raise --deadline")
+            return failure(
+                503, f"{late}: the server is busy; try again later", {"Retry-After": str(batcher.retry_after())}
+            )
         except Exception as exc:  # noqa: BLE001 - one line for the client, the server goes on
             status, message = request_error(exc)
             if status >= 500:
@@ -130,8 +140,9 @@ def create_app(service, limits: Limits | None = None, **overrides):
             gone.cancel()
         if future.done():
             return future.result()
+        computing = batcher.computing(future)
         future.cancel()
-        raise ClientGone if gone in done else DeadlinePassed
+        raise ClientGone if gone in done else DeadlinePassed(computing)
 
     async def http_error(request, exc):
         return failure(exc.status_code, exc.detail)

@@ -80,6 +80,10 @@ class Batcher:
         """Items waiting for a batch (not counting those already dropped)."""
         return sum(not future.done() for _, future in self._waiting)
 
+    def computing(self, future: asyncio.Future) -> bool:
+        """True while the item of ``future`` is in the batch the model thread is computing."""
+        return future in self._running
+
     def future(self, item) -> asyncio.Future:
         """Queue ``item``; its future gets the outcome (an exception instance for a failure).
 
