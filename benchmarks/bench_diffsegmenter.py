@@ -29,7 +29,6 @@ from faseg_cli.engine.blip import Captioner
 from faseg_cli.engine.diffsegmenter.prompts import blip_prefix
 from faseg_cli.engine.diffsegmenter.segmenter import DiffSegmenter
 from faseg_cli.engine.diffsegmenter.settings import DiffSegmenterSettings
-from faseg_cli.engine.diffusion.schedule import add_noise, seeded_noise
 from faseg_cli.engine.diffusion.tokens import tokenize_prompts
 from faseg_cli.engine.faseg.segmenter import Segmenter
 from faseg_cli.engine.faseg.settings import FasegSettings
@@ -93,8 +92,7 @@ def floor_seconds(segmenter: DiffSegmenter, image, classes: list[str]) -> float:
         began = time.perf_counter()
         segmenter.captioner.continue_text(image, [blip_prefix(s.prefix, c) for c in classes], s.max_length)
         pixels = torch.rand(1, 3, s.resolution, s.resolution) * 2 - 1
-        latent = m.encode_images(pixels)
-        noisy = add_noise(latent, seeded_noise(s.seed, tuple(latent.shape)).to(m.device, m.dtype), m.alphas, 100)
+        noisy = m.noisy_latent(pixels, s.seed, s.timestep)
         m.unet_pass(noisy.expand(len(classes), -1, -1, -1), s.timestep, text)
         if m.device.type == "cuda":
             torch.cuda.synchronize(m.device)

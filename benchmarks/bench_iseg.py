@@ -24,7 +24,6 @@ import torch
 from measure import class_count_run, finish_report, peak_memory_gib, test_images, time_method, timed
 
 from faseg_cli.engine.diffusion.model import DiffusionModel
-from faseg_cli.engine.diffusion.schedule import add_noise, seeded_noise
 from faseg_cli.engine.faseg.segmenter import Segmenter
 from faseg_cli.engine.faseg.settings import FasegSettings
 from faseg_cli.engine.iseg.prompts import ClassName, build_prompt
@@ -65,8 +64,7 @@ def floor_seconds(segmenter: IsegSegmenter, classes: list[str]) -> float:
     text = m.encode_text(torch.tensor([prompt.ids]))
     try:
         began = time.perf_counter()
-        latent = m.encode_images(torch.rand(1, 3, s.resolution, s.resolution) * 2 - 1)
-        noisy = add_noise(latent, seeded_noise(s.seed, tuple(latent.shape)).to(m.device, m.dtype), m.alphas, 100)
+        noisy = m.noisy_latent(torch.rand(1, 3, s.resolution, s.resolution) * 2 - 1, s.seed, s.timestep)
         m.unet_pass(noisy, s.timestep, text)
         if m.device.type == "cuda":
             torch.cuda.synchronize(m.device)

@@ -5,7 +5,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from faseg_cli.cli import app
-from faseg_cli.engine.faseg.dump import attention_arrays, recompute_labels
+from faseg_cli.engine.faseg.dump import recompute_labels
 from faseg_cli.files.heatmaps import (
     MARK,
     class_grid,
@@ -23,7 +23,7 @@ from tests.conftest import TEST_RESOLUTION
 
 def test_arrays_have_the_documented_names_and_shapes(segmenter, photo):
     result = segmenter.segment(photo, ["dog", "tv monitor"], keep_maps=True)
-    arrays = attention_arrays(result, segmenter.settings)
+    arrays = segmenter.attention_arrays(result)
     latent = TEST_RESOLUTION // 8
     for r in (2, 4, 8, 16):
         assert arrays[f"cross_{r}"].shape == (2, 2, r, r) and arrays[f"cross_{r}"].dtype == np.float32

@@ -1,5 +1,6 @@
 """The attention recorder: it must not change the UNet, and its maps must be the true means."""
 
+import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
@@ -130,3 +131,16 @@ def test_a_plan_keeps_only_what_it_names_and_its_means_agree(tiny_model):
     reduced = recorder.stop()
     assert reduced.self_ == {}
     torch.testing.assert_close(reduced.cross[8][:, 0], full.cross[8][[0, 1], [3, 4]])
+
+
+def test_a_resolution_the_plan_names_and_the_unet_lacks_is_one_weights_error():
+    from faseg_cli.engine.diffusion.recording import RecordedAttention
+    from faseg_cli.errors import WeightsError
+
+    recorded = RecordedAttention(cross={16: torch.zeros(1)}, self_={})
+    needs = "iSeg needs an SD 2.1-base-shaped UNet"
+    message = r"no cross-attention at 32 or self-attention at 64 \(it has cross \[16\], self \[\]\): iSeg needs an SD"
+    with pytest.raises(WeightsError, match=message):
+        recorded.require(RecordingPlan(self_at=(64,), cross_at=(16, 32)), needs)
+    assert recorded.require(RecordingPlan(self_at=(), cross_at=(16,)), needs) is recorded
+    assert recorded.require(RecordingPlan(), needs) is recorded  # every resolution: none is named

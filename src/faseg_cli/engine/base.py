@@ -8,9 +8,10 @@ the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,21 @@ class AttentionMaps:
     """Whether ``refined`` is on the 0-1 scale of the scores (FA-Seg); heat maps min-max scale it otherwise."""
     steps: dict[str, torch.Tensor] = field(default_factory=dict)
     """A method's own ``(G, K, L, L)`` maps between the fused and the refined one, by title (iSeg's clustered map)."""
+
+
+def attention_npz(result: Segmentation, settings, extra: dict[str, torch.Tensor] | None = None, **texts) -> dict:
+    """The arrays of ``attention.npz`` for ``result`` (segmented with ``keep_maps``): ``cross_{r}``, ``self_{r}``,
+    ``fused``, ``refined`` and the method's ``extra`` maps as float32; ``scores``, ``labels``, ``classes``; each of
+    ``texts`` (a string or a list of them) as a string array; ``settings`` as JSON text."""
+    maps = result.maps
+    arrays = {f"cross_{r}": t for r, t in maps.cross.items()}
+    arrays.update({f"self_{r}": t for r, t in maps.self_.items()})
+    arrays.update(fused=maps.fused, refined=maps.refined, **(extra or {}))
+    out = {name: t.float().cpu().numpy() for name, t in arrays.items()}
+    out.update(scores=result.scores, labels=result.labels, classes=np.array(result.classes, dtype=str))
+    out.update({name: np.array(text, dtype=str) for name, text in texts.items()})
+    out["settings"] = np.array(json.dumps(asdict(settings)))
+    return out
 
 
 @dataclass

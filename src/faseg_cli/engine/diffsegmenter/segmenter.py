@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase
+from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase, attention_npz
 from faseg_cli.engine.diffsegmenter.maths import fuse, refine, scores_at
 from faseg_cli.engine.diffsegmenter.prompts import (
     blip_prefix,
@@ -23,12 +22,10 @@ from faseg_cli.engine.diffsegmenter.prompts import (
     weighted_embeddings,
 )
 from faseg_cli.engine.diffsegmenter.settings import DiffSegmenterSettings
-from faseg_cli.engine.diffusion.model import DiffusionModel
+from faseg_cli.engine.diffusion.model import DiffusionModel, stretched_pixels
 from faseg_cli.engine.diffusion.recording import RecordingPlan
-from faseg_cli.engine.diffusion.schedule import add_noise, seeded_noise
 from faseg_cli.engine.diffusion.tokens import assemble
 from faseg_cli.engine.scores import labels_from_scores
-from faseg_cli.errors import WeightsError
 
 MEMORY_BUDGET = 2 * 1024**3
 """Bytes of self-attention maps one UNet batch may hold (three ``n x n`` fp32 maps per class), when
@@ -72,18 +69,7 @@ class DiffSegmenter(SegmenterBase):
     def attention_arrays(self, result: Segmentation) -> dict:
         """``attention.npz``: ``cross_{r}`` (1,K,r,r), ``self_{L}`` (K,L*L,L*L), ``fused``/``refined`` (1,K,L,L),
         ``scores`` (K,H,W), ``labels``, ``classes``, ``prompts`` (each class's prompt) and ``settings`` (JSON)."""
-        import json
-        from dataclasses import asdict
-
-        maps = result.maps
-        arrays = {f"cross_{r}": t for r, t in maps.cross.items()}
-        arrays.update({f"self_{r}": t for r, t in maps.self_.items()})
-        arrays.update(fused=maps.fused, refined=maps.refined)
-        out = {name: t.float().cpu().numpy() for name, t in arrays.items()}
-        out.update(scores=result.scores, labels=result.labels, classes=np.array(result.classes, dtype=str))
-        out["prompts"] = np.array(result.class_prompts, dtype=str)
-        out["settings"] = np.array(json.dumps(asdict(self.settings)))
-        return out
+        return attention_npz(result, self.settings, prompts=result.class_prompts)
 
     def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
         """Each image on its own (its own noise and class passes); captions do not apply."""
@@ -103,12 +89,9 @@ class DiffSegmenter(SegmenterBase):
                 class_prompt(m.tokenizer, s.prefix, s.prompt_name(n), continuation(p, t), s.token_weight, s.ing_offset)
                 for n, p, t in zip(names, prefixes, texts)
             ]
-            pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)[None]
-            pixels = F.interpolate(pixels, size=(s.resolution,) * 2, mode="bilinear", align_corners=False) * 2 - 1
+            pixels = stretched_pixels(picture, s.resolution)
         with stage("vae"):
-            latent = m.encode_images(pixels)
-            noise = seeded_noise(s.seed, tuple(latent.shape)).to(m.device, m.dtype)
-            noisy = add_noise(latent, noise, m.alphas, s.timestep)
+            noisy = m.noisy_latent(pixels, s.seed, s.timestep)
         with stage("text"):
             empty = m.encode_text(torch.tensor([assemble(m.tokenizer, [])[0]]))[0]
             ids = torch.tensor([p.ids for p in prompts])
@@ -142,13 +125,7 @@ class DiffSegmenter(SegmenterBase):
                 try:
                     m.unet_pass(noisy.expand(count, -1, -1, -1), s.timestep, text[part])
                 finally:
-                    recorded = m.recorder.stop()
-            missing = [r for r in plan.cross_at if r not in recorded.cross] + [size] * (size not in recorded.self_)
-            if missing:
-                raise WeightsError(
-                    f"the model records attention at {sorted(recorded.cross)}, DiffSegmenter needs "
-                    f"{sorted(plan.cross_at)}"
-                )
+                    recorded = m.recorder.stop().require(plan, "DiffSegmenter needs an SD 1.5-shaped UNet")
             cross.append({r: c[:, 0].float().cpu() for r, c in recorded.cross.items()})
             self_maps.append(recorded.self_[size].float().cpu())
         return {r: torch.cat([c[r] for c in cross]) for r in plan.cross_at}, torch.cat(self_maps)

@@ -13,10 +13,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from faseg_cli.engine.diffusion.recording import AttentionRecorder, install
-from faseg_cli.engine.diffusion.schedule import REFERENCE_SCHEDULE, alphas_cumprod
+from faseg_cli.engine.diffusion.schedule import REFERENCE_SCHEDULE, add_noise, alphas_cumprod, seeded_noise
 from faseg_cli.errors import WeightsError
 from faseg_cli.models.checkpoint import load_lean
 from faseg_cli.models.quiet import quiet_libraries
@@ -105,6 +107,13 @@ class DiffusionModel:
             moments = vae.quant_conv(moments)
         return moments.chunk(2, dim=1)[0] * vae.config.scaling_factor
 
+    def noisy_latent(self, pixels: torch.Tensor, seed: int, timestep: int) -> torch.Tensor:
+        """DiffSegmenter's and iSeg's UNet input: the latent of ``pixels`` with the noise of ``seed`` added at
+        ``timestep`` (``schedule.add_noise``, ``schedule.seeded_noise``)."""
+        latent = self.encode_images(pixels)
+        noise = seeded_noise(seed, tuple(latent.shape)).to(self.device, self.dtype)
+        return add_noise(latent, noise, self.alphas, timestep)
+
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         """Last hidden states ``(B, L, D)`` of the text encoder for token ids ``(B, L)``."""
         return self.text_encoder(ids.to(self.device))[0]
@@ -113,6 +122,13 @@ class DiffusionModel:
         """One UNet evaluation (velocity for rectified flow) at ``timestep`` conditioned on ``text``."""
         t = torch.full((latents.shape[0],), timestep, device=self.device)
         return self.unet(latents.to(memory_format=self.memory_format), t, encoder_hidden_states=text).sample
+
+
+def stretched_pixels(picture, resolution: int) -> torch.Tensor:
+    """``(1, 3, R, R)`` in [-1, 1]: an RGB picture resized to ``resolution`` square (aspect not kept) as the
+    DiffSegmenter and iSeg codes do it: ``ToTensor``, then ``F.interpolate`` bilinear (align_corners False)."""
+    pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    return F.interpolate(pixels, size=(resolution,) * 2, mode="bilinear", align_corners=False) * 2 - 1
 
 
 def _load_diffusers(cls, path: Path, subfolder: str, dtype, layout, drop: tuple[str, ...] = ()):

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from faseg_cli.errors import WeightsError
+
 ALL = None
 """Every resolution (or layer, or head): the default of each choice of a ``RecordingPlan``."""
 
@@ -74,6 +76,18 @@ class RecordedAttention:
 
     cross: dict[int, torch.Tensor]
     self_: dict[int, torch.Tensor]
+
+    def require(self, plan: RecordingPlan, needs: str) -> RecordedAttention:
+        """Itself, or ``WeightsError`` (ending with ``needs``, what the method needs) when a resolution ``plan``
+        names was not recorded: the model's UNet has no attention layer there."""
+        missing = [f"cross-attention at {r}" for r in plan.cross_at or () if r not in self.cross]
+        missing += [f"self-attention at {r}" for r in plan.self_at or () if r not in self.self_]
+        if missing:
+            raise WeightsError(
+                f"the model has no {' or '.join(missing)} (it has cross {sorted(self.cross)}, self "
+                f"{sorted(self.self_)}): {needs}"
+            )
+        return self
 
 
 class AttentionRecorder:

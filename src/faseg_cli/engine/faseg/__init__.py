@@ -2,6 +2,6 @@
 
 A recipe on the diffusion core (``engine/diffusion``): ``settings`` holds its constants,
 ``prompts`` builds the dual prompt and the class prompts, ``refine`` is the model-free
-HARD maths, ``segmenter`` runs the DDIM step and the recorded pass and ``dump`` lays the
-maps out for ``attention.npz``.
+HARD maths, ``segmenter`` runs the DDIM step and the recorded pass and ``dump`` computes
+the mask again from an ``attention.npz``.
 """

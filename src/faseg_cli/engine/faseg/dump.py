@@ -1,4 +1,4 @@
-"""The arrays behind one segmentation, in the documented ``attention.npz`` layout.
+"""FA-Seg's mask again from its ``attention.npz`` (``engine.base.attention_npz``).
 
 The arrays are the very tensors ``Segmenter`` computes the mask from, so SPEC §2
 steps 6-9 applied to them reproduce the mask (``recompute_labels`` does exactly that).
@@ -7,29 +7,12 @@ steps 6-9 applied to them reproduce the mask (``recompute_labels`` does exactly 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from faseg_cli.engine.base import Segmentation
 from faseg_cli.engine.faseg.segmenter import maps_to_labels
 from faseg_cli.engine.faseg.settings import FasegSettings
-
-
-def attention_arrays(result: Segmentation, settings: FasegSettings) -> dict[str, np.ndarray]:
-    """``cross_{r}`` (G,K,r,r), ``self_{r}`` (G,r*r,r*r), ``fused``/``refined`` (G,K,L,L), ``scores`` (K,R,R),
-    ``labels`` (H,W), ``classes`` (K,) and ``settings`` (JSON text)."""
-    maps = result.maps
-    arrays = {f"cross_{r}": t for r, t in maps.cross.items()}
-    arrays.update({f"self_{r}": t for r, t in maps.self_.items()})
-    arrays.update(fused=maps.fused, refined=maps.refined)
-    out = {name: t.float().cpu().numpy() for name, t in arrays.items()}
-    out["scores"] = result.scores
-    out["labels"] = result.labels
-    out["classes"] = np.array(result.classes, dtype=str)
-    out["settings"] = np.array(json.dumps(asdict(settings)))
-    return out
 
 
 def recompute_labels(arrays, size: tuple[int, int]) -> np.ndarray:

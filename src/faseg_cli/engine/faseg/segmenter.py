@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase
+from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase, attention_npz
 from faseg_cli.engine.diffusion.model import DiffusionModel
 from faseg_cli.engine.diffusion.schedule import ddim_step, euler_step
 from faseg_cli.engine.diffusion.tokens import tokenize_prompts
@@ -67,10 +67,9 @@ class Segmenter(SegmenterBase):
         return checked
 
     def attention_arrays(self, result: Segmentation) -> dict:
-        """``attention.npz`` in the layout of ``dump.attention_arrays``."""
-        from faseg_cli.engine.faseg.dump import attention_arrays
-
-        return attention_arrays(result, self.settings)
+        """``attention.npz``: ``cross_{r}`` (G,K,r,r), ``self_{r}`` (G,r*r,r*r), ``fused``/``refined`` (G,K,L,L),
+        ``scores`` (K,R,R), ``labels`` (H,W), ``classes`` (K,) and ``settings`` (JSON text)."""
+        return attention_npz(result, self.settings)
 
     def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
         """The dual prompt per image; images without classes get an all-background mask without the model."""

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase
-from faseg_cli.engine.diffusion.model import DiffusionModel
+from faseg_cli.engine.base import AttentionMaps, Segmentation, SegmenterBase, attention_npz
+from faseg_cli.engine.diffusion.model import DiffusionModel, stretched_pixels
 from faseg_cli.engine.diffusion.recording import RecordingPlan
-from faseg_cli.engine.diffusion.schedule import add_noise, seeded_noise
 from faseg_cli.engine.iseg import maths
 from faseg_cli.engine.iseg.prompts import ClassName, build_prompt, published_names
 from faseg_cli.engine.iseg.settings import IsegSettings
 from faseg_cli.engine.scores import labels_from_scores
-from faseg_cli.errors import WeightsError
 
 CROSS_LAYERS = {
     32: ("down_blocks.1.attentions.1", "up_blocks.2.attentions.0", "up_blocks.2.attentions.1"),
@@ -83,17 +80,8 @@ class IsegSegmenter(SegmenterBase):
         """``attention.npz``: ``cross_16``/``cross_32`` (1,K,r,r) class-token head means, ``fused`` (1,K,64,64)
         before and ``clustered`` after the DFC-KL smoothing, ``refined`` (1,K,64,64) after the N iterations,
         ``scores`` (K,H,W), ``labels``, ``classes``, ``prompt`` and ``settings`` (JSON)."""
-        import json
-        from dataclasses import asdict
-
-        maps = result.maps
-        arrays = {f"cross_{r}": t for r, t in maps.cross.items()}
-        arrays.update(fused=maps.fused, clustered=maps.steps["clustered (DFC-KL)"], refined=maps.refined)
-        out = {name: t.float().cpu().numpy() for name, t in arrays.items()}
-        out.update(scores=result.scores, labels=result.labels, classes=np.array(result.classes, dtype=str))
-        out["prompt"] = np.array(result.prompt)
-        out["settings"] = np.array(json.dumps(asdict(self.settings)))
-        return out
+        clustered = result.maps.steps["clustered (DFC-KL)"]
+        return attention_npz(result, self.settings, {"clustered": clustered}, prompt=result.prompt)
 
     def _segment(self, pictures, classes, captions, keep_maps) -> list[Segmentation]:
         """Each image on its own (its own noise); captions do not apply."""
@@ -113,12 +101,9 @@ class IsegSegmenter(SegmenterBase):
             return Segmentation.empty(height, width)
         with stage("preprocess"):
             prompt = build_prompt(m.tokenizer, self.class_names(names), s.context)
-            pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)[None]
-            pixels = F.interpolate(pixels, size=(s.resolution,) * 2, mode="bilinear", align_corners=False) * 2 - 1
+            pixels = stretched_pixels(picture, s.resolution)
         with stage("vae"):
-            latent = m.encode_images(pixels)
-            noise = seeded_noise(s.seed, tuple(latent.shape)).to(m.device, m.dtype)
-            noisy = add_noise(latent, noise, m.alphas, s.timestep)
+            noisy = m.noisy_latent(pixels, s.seed, s.timestep)
         with stage("text"):
             text = maths.emphasise(m.encode_text(torch.tensor([prompt.ids])), prompt.emphasised, s.gamma)
         with stage("unet"):
@@ -126,10 +111,7 @@ class IsegSegmenter(SegmenterBase):
             try:
                 m.unet_pass(noisy, s.timestep, text)
             finally:
-                recorded = m.recorder.stop()
-        missing = [r for r in (16, 32) if r not in recorded.cross] + [64] * (64 not in recorded.self_)
-        if missing:
-            raise WeightsError(f"the model has no attention at {missing}: iSeg needs an SD 2.1-base-shaped UNet")
+                recorded = m.recorder.stop().require(self.plan, "iSeg needs an SD 2.1-base-shaped UNet")
         with stage("maths"):
             cross = {r: recorded.cross[r][0].float().cpu() for r in (16, 32)}
             fused = maths.fuse_cross(cross)
