@@ -23,7 +23,17 @@ import time
 from pathlib import Path
 
 import torch
-from measure import build_model, class_count_run, finish_report, peak_memory_gib, test_images, time_method, timed
+from measure import (
+    CLASSES,
+    build_model,
+    class_count_parser,
+    class_count_run,
+    finish_report,
+    peak_memory_gib,
+    test_images,
+    time_method,
+    timed,
+)
 
 from faseg_cli.engine.blip import Captioner
 from faseg_cli.engine.diffsegmenter.prompts import blip_prefix
@@ -35,21 +45,12 @@ from faseg_cli.engine.faseg.settings import FasegSettings
 from faseg_cli.engine.timing import StageTimer
 from faseg_cli.models.device import select_device, select_dtype
 
-CLASSES = ("dog", "person", "car", "cat", "sofa", "chair", "bottle", "bird", "horse", "train")
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = class_count_parser(__doc__.splitlines()[0])
     parser.add_argument("--preset", default="sd15", choices=["sd15", "tiny"], help="random architectures")
     parser.add_argument("--model", help="real diffusion weights instead (registered name, Hub id or directory)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
     parser.add_argument("--resolution", type=int, default=512)
-    parser.add_argument("--counts", default="1,3,10", help="numbers of classes K")
-    parser.add_argument("--images", type=int, default=1, help="timed images per K (after one warm-up image)")
-    parser.add_argument("--with-faseg", action="store_true", help="also time FA-Seg on the same model and classes")
-    parser.add_argument("--quick", action="store_true", help="tiny models, 128 px: a smoke test")
-    parser.add_argument("--output", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.quick:
         args.preset, args.resolution, args.counts = "tiny", 128, "1,2"

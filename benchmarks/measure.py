@@ -281,6 +281,23 @@ def time_method(segmenter, images, classes) -> float:
     return (time.perf_counter() - began) / (len(images) - 1)
 
 
+CLASSES = ("dog", "person", "car", "cat", "sofa", "chair", "bottle", "bird", "horse", "train")
+"""The classes of the per-class benchmarks (DiffSegmenter, iSeg): the first K."""
+
+
+def class_count_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a per-class benchmark; each adds its ``--preset`` (and what else it needs)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--counts", default="1,3,10", help="numbers of classes K")
+    parser.add_argument("--images", type=int, default=1, help="timed images per K (after one warm-up image)")
+    parser.add_argument("--with-faseg", action="store_true", help="also time FA-Seg on the same model and classes")
+    parser.add_argument("--quick", action="store_true", help="tiny models: a smoke test")
+    parser.add_argument("--output", type=Path, help="write the figures as JSON here")
+    return parser
+
+
 def class_count_run(count: int, seconds: float, floor: float, peak: float, timer, faseg: tuple | None) -> dict:
     """One K of a per-class benchmark (DiffSegmenter, iSeg): the figures, printed as one line.
 
