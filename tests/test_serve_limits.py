@@ -273,3 +273,37 @@ def test_tiny_test_models_get_the_tiny_candidate_models():
     for model in ("tiny-random", "tiny-clip"):
         assert CandidateOptions().for_model(model).model_names() == ("tiny-blip", "tiny-clip")
     assert CandidateOptions().for_model("clip").model_names() == ("blip", "clip")
+
+
+def test_once_stopping_a_second_signal_exits_at_once_even_after_uvicorn_returned():
+    """uvicorn gives the signals back when it returns; the process then still has work before it exits (the
+    running batch, the interpreter's shutdown): a second Ctrl-C there must not print a KeyboardInterrupt."""
+    import os
+    import signal
+    import time
+    from types import SimpleNamespace
+
+    from faseg_cli.serve.server import bind, exit_at_once, run
+
+    async def lifespan_only(scope, receive, send):
+        while scope["type"] == "lifespan":
+            kind = (await receive())["type"]
+            await send({"type": kind + ".complete"})
+            if kind == "lifespan.shutdown":
+                return
+
+    lifespan_only.state = SimpleNamespace(batcher=SimpleNamespace(refuse=lambda: 0, busy=False, abandon=lambda: 0))
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop_when_serving():
+        while signal.getsignal(signal.SIGTERM) is saved[signal.SIGTERM]:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_when_serving, daemon=True).start()
+    try:
+        assert run(lifespan_only, bind("127.0.0.1", 0), grace=0) == 143
+        assert signal.getsignal(signal.SIGINT) is exit_at_once and signal.getsignal(signal.SIGTERM) is exit_at_once
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

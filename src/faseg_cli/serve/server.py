@@ -41,6 +41,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def exit_at_once(sig: int, frame=None) -> None:
+    """A second SIGINT or SIGTERM while stopping: one line, the shell's code for the signal, nothing more."""
+    sys.stderr.write(f"error: stopped at once by a second {signal.Signals(sig).name}\n")
+    sys.stderr.flush()
+    os._exit(128 + sig)
+
+
 def run(app, sock: socket.socket, grace: float = 10.0) -> int:
     """Serve ``app`` (``create_app``'s) on ``sock`` until a signal; returns the exit code (0 if none)."""
     import uvicorn
@@ -52,9 +59,7 @@ def run(app, sock: socket.socket, grace: float = 10.0) -> int:
 
         def handle_exit(self, sig, frame) -> None:
             if self.stopped_by is not None:
-                sys.stderr.write(f"error: stopped at once by a second {signal.Signals(sig).name}\n")
-                sys.stderr.flush()
-                os._exit(128 + sig)
+                exit_at_once(sig, frame)
             self.stopped_by = sig
             self.should_exit = True
             loop = asyncio.get_running_loop()
@@ -78,6 +83,8 @@ def run(app, sock: socket.socket, grace: float = 10.0) -> int:
         sock.close()
     if server.stopped_by is None:
         return 0
+    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn gave the signals back: a second one still exits at once
+        signal.signal(sig, exit_at_once)
     code = 128 + server.stopped_by
     if batcher.busy:
         sys.stderr.flush()
